@@ -1,0 +1,97 @@
+"""Training recipe: a small dataclass read from YAML (safe_load), validated with clear errors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from supernet.errors import UserError
+from supernet.space import SearchSpace
+
+DEFAULT_RECIPE = Path(__file__).resolve().parent / "recipes" / "fashion_mnist.yaml"
+
+
+@dataclass
+class Phase:
+    """One progressive-shrinking phase; `None` for a dimension means 'all of the space'."""
+
+    name: str
+    epochs: int
+    lr: float
+    kernel_sizes: list[int] | None = None
+    expand_ratios: list[int] | None = None
+    depths: list[int] | None = None
+    resolutions: list[int] | None = None
+    subnets_per_step: int = 1
+    kd_ratio: float = 0.0
+    sort_channels: bool = False
+
+
+@dataclass
+class Recipe:
+    phases: list[Phase]
+    space: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 128
+    val_size: int = 5000
+    weight_decay: float = 5e-5
+    kd_temperature: float = 1.0
+    grad_clip: float = 5.0
+    bn_calib_images: int = 2000
+    max_steps_per_epoch: int | None = None
+    train_limit: int | None = None
+
+    def search_space(self) -> SearchSpace:
+        return SearchSpace.from_dict(self.space) if self.space else SearchSpace()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "recipe") -> Recipe:
+        if not isinstance(data, dict) or not isinstance(data.get("phases"), list) or not data["phases"]:
+            raise UserError(f"{source}: a recipe needs a non-empty 'phases' list.")
+        _check_keys(data, cls, source)
+        phases = []
+        for i, p in enumerate(data["phases"]):
+            if not isinstance(p, dict):
+                raise UserError(f"{source}: phase {i} must be a mapping.")
+            _check_keys(p, Phase, f"{source} phase {i}")
+            try:
+                phases.append(Phase(**p))
+            except TypeError as exc:
+                raise UserError(f"{source}: phase {i}: {exc}.") from exc
+            if phases[-1].epochs < 1 or phases[-1].lr <= 0 or phases[-1].subnets_per_step < 1:
+                raise UserError(f"{source}: phase '{phases[-1].name}' needs epochs >= 1, lr > 0 and "
+                                "subnets_per_step >= 1.")
+        recipe = cls(**{**data, "phases": phases})
+        space = recipe.search_space()
+        for ph in phases:
+            for dim in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):
+                allowed = getattr(ph, dim)
+                if allowed is not None and not set(allowed) <= set(getattr(space, dim)):
+                    raise UserError(f"{source}: phase '{ph.name}' restricts {dim} to {allowed}, which is not a "
+                                    f"subset of the space's {list(getattr(space, dim))}.")
+        return recipe
+
+
+def load_recipe(path: str | os.PathLike | None = None) -> Recipe:
+    path = Path(path) if path is not None else DEFAULT_RECIPE
+    if not path.is_file():
+        raise UserError(f"recipe '{path}' does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"recipe '{path}' is not valid YAML: {exc}") from exc
+    return Recipe.from_dict(data, source=f"recipe '{path}'")
+
+
+def _check_keys(data: dict[str, Any], cls: type, source: str) -> None:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}.")

@@ -1,6 +1,6 @@
 """Elastic supernet: search space, elastic ops, training, data, BN calibration."""
 
-from supernet.bn import predict_logits, recalibrate_bn, top1
+from supernet.bn import calibrated_subnet, calibration_images, predict_logits, recalibrate_bn, top1
 from supernet.checkpoint import SHIPPED_RUN, load_supernet, load_tensors, save_supernet, save_tensors
 from supernet.data import Dataset, load_dataset, preprocess, train_val_split
 from supernet.errors import UserError
@@ -10,7 +10,7 @@ from supernet.network import Supernet
 from supernet.recipe import Recipe, load_recipe
 from supernet.space import ArchSpec, BlockSpec, SearchSpace
 
-__all__ = ["ArchSpec", "BlockSpec", "Dataset", "Head", "MBBlock", "Recipe", "SHIPPED_RUN", "SearchSpace", "Stem",
+__all__ = ["calibrated_subnet", "calibration_images", "ArchSpec", "BlockSpec", "Dataset", "Head", "MBBlock", "Recipe", "SHIPPED_RUN", "SearchSpace", "Stem",
            "SubNet", "Supernet", "UserError", "atomic_write_bytes", "atomic_write_json", "block_for",
            "load_dataset", "load_recipe", "load_supernet", "load_tensors", "predict_logits", "preprocess",
            "read_json", "recalibrate_bn", "save_supernet", "save_tensors", "sha256_file", "top1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from supernet.data import preprocess
+from supernet.data import preprocess, train_val_split
 
 
 @torch.no_grad()
@@ -17,9 +17,9 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
-    model.train()
+    model.to(memory_format=torch.channels_last).train()  # depthwise convs run ~2x faster on CPU
     for i in range(0, len(images), batch_size):
-        model(preprocess(images[i:i + batch_size], resolution, mean, std))
+        model(_cl(preprocess(images[i:i + batch_size], resolution, mean, std)))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
@@ -28,11 +28,28 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, resolution: int, mean: list[float],
                    std: list[float], batch_size: int = 1000) -> torch.Tensor:
-    model.eval()
-    outs = [model(preprocess(images[i:i + batch_size], resolution, mean, std))
+    model.to(memory_format=torch.channels_last).eval()
+    outs = [model(_cl(preprocess(images[i:i + batch_size], resolution, mean, std)))
             for i in range(0, len(images), batch_size)]
     return torch.cat(outs)
 
 
+def _cl(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
+
+
+def calibration_images(meta: dict, data: "Dataset") -> torch.Tensor:  # noqa: F821
+    """The images BN is recalibrated on: the first `bn_calib_images` of the training split."""
+    ds = meta["dataset"]
+    train_idx, _ = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
+    return data.train_x[train_idx[:meta["recipe"]["bn_calib_images"]]]
+
+
+def calibrated_subnet(net: nn.Module, meta: dict, data: "Dataset", arch) -> nn.Module:  # noqa: ANN001, F821
+    """Extract `arch` from a supernet and recalibrate its BN exactly as training's evaluation does."""
+    ds = meta["dataset"]
+    return recalibrate_bn(net.extract(arch), calibration_images(meta, data), arch.resolution, ds["mean"], ds["std"])

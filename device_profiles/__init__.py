@@ -1,0 +1,1 @@
+"""Device profiles (YAML, package data); see README.md here for the schema."""

@@ -1,0 +1,5 @@
+import sys
+
+from hwofa.cli import main
+
+sys.exit(main())

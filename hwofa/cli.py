@@ -1,0 +1,120 @@
+"""`hwofa` command line: a thin layer over hwofa.pipeline and the stage packages.
+
+Exit codes: 0 success; 2 user error (one paragraph, no traceback); 1 internal error or a
+failed verification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from supernet import UserError
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of milliseconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"the latency budget must be a positive number of ms, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwofa", description="Hardware-aware once-for-all: profile a device, "
+                                "search a subnet under a latency budget, export verified ONNX.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("devices", help="list device profiles and whether they run on this machine")
+    sp = sub.add_parser("space", help="print the SearchSpace JSON")
+    sp.add_argument("--supernet", metavar="RUN", help="supernet run folder (default: the shipped one)")
+
+    tr = sub.add_parser("train", help="train a supernet with progressive shrinking")
+    g = tr.add_argument_group("data")
+    g.add_argument("--dataset", required=True, choices=["fashion-mnist", "cifar10", "imagefolder"])
+    g.add_argument("--data-dir", metavar="D")
+    g = tr.add_argument_group("run")
+    g.add_argument("--recipe", metavar="YAML", help="training recipe (default: the shipped supernet's)")
+    g.add_argument("--out", required=True, metavar="RUN")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+
+    pr = sub.add_parser("predictor", help="build the accuracy predictor of a supernet")
+    pr.add_argument("--supernet", required=True, metavar="RUN")
+    pr.add_argument("--subnets", type=int, default=500, help="random subnets to evaluate (default 500)")
+    pr.add_argument("--data-dir", metavar="D")
+    pr.add_argument("--seed", type=int, default=0)
+
+    pf = sub.add_parser("profile", help="measure a device's latency lookup table (cached, resumable)")
+    pf.add_argument("--device", required=True, metavar="D")
+    pf.add_argument("--supernet", metavar="RUN")
+    pf.add_argument("--lut", metavar="PATH", help="where to write the LUT (default: $HWOFA_HOME/luts/...)")
+    pf.add_argument("--rebuild", action="store_true", help="measure again even if a fresh LUT exists")
+
+    se = sub.add_parser("search", help="evolutionary search under a latency budget")
+    se.add_argument("--device", required=True, action="append", metavar="D", help="repeat for several devices")
+    se.add_argument("--latency-ms", required=True, type=_budget, metavar="X")
+    se.add_argument("--supernet", metavar="RUN")
+    se.add_argument("--out", required=True, metavar="search.json")
+    se.add_argument("--seed", type=int, default=0)
+
+    ex = sub.add_parser("export", help="export a subnet to verified ONNX")
+    src = ex.add_mutually_exclusive_group(required=True)
+    src.add_argument("--search", metavar="search.json")
+    src.add_argument("--arch", metavar="arch.json")
+    ex.add_argument("--device", required=True, metavar="D")
+    ex.add_argument("--out", required=True, metavar="DIR")
+    ex.add_argument("--supernet", metavar="RUN")
+    ex.add_argument("--data-dir", metavar="D")
+
+    rn = sub.add_parser("run", help="profile (cached) + search + export on the shipped supernet")
+    rn.add_argument("--device", required=True, metavar="D")
+    rn.add_argument("--latency-ms", required=True, type=_budget, metavar="X")
+    rn.add_argument("--out", required=True, metavar="DIR")
+    rn.add_argument("--seed", type=int, default=0)
+    rn.add_argument("--data-dir", metavar="D")
+    rn.add_argument("--supernet", metavar="RUN", help="another supernet run folder (default: the shipped one)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from hwofa import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except UserError as exc:
+        print(f"hwofa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hwofa {args.command}: interrupted; finished work is saved (rerun to resume).", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1 with a short message
+        if os.environ.get("HWOFA_DEBUG"):
+            traceback.print_exc()
+        print(f"hwofa {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set HWOFA_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def echo(obj: object) -> None:
+    print(json.dumps(obj, indent=2) if not isinstance(obj, str) else obj)
+
+
+def elapsed(t0: float) -> str:
+    return f"{time.time() - t0:.1f} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

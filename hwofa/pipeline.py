@@ -1,0 +1,157 @@
+"""The Python API behind every CLI command: profile, search, export, run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from evolve import load_predictor, search
+from export import export_subnet
+from profiler import LatencyTable, build_lut, default_lut_path, get_backend, load_profile, stale_reason
+from supernet import (SHIPPED_RUN, ArchSpec, UserError, atomic_write_json, load_supernet, read_json,
+                      sha256_file)
+
+log = logging.getLogger(__name__)
+SEARCH_FORMAT = "hwofa-search/1"
+MAX_EXPORT_ATTEMPTS = 3
+
+
+def supernet_dir(run: str | os.PathLike | None) -> Path:
+    return Path(run) if run is not None else SHIPPED_RUN
+
+
+def check_budget(latency_ms: float) -> None:
+    if not (isinstance(latency_ms, (int, float)) and math.isfinite(latency_ms) and latency_ms > 0):
+        raise UserError(f"--latency-ms must be a positive number of milliseconds, got {latency_ms}.")
+
+
+def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | os.PathLike | None = None,
+            rebuild: bool = False, progress: bool = True) -> tuple[LatencyTable, Path, bool]:
+    """The device's LUT for the supernet's space: reused when cached and fresh, else (re)measured.
+
+    Returns (table, path, whether anything was measured).
+    """
+    prof = load_profile(device)
+    net, _ = load_supernet(supernet_dir(supernet))
+    path = Path(lut) if lut is not None else default_lut_path(prof.name, net.space)
+    if path.is_file() and not rebuild:
+        table = LatencyTable.load(path, space=net.space, device=prof.name, require_complete=False)
+        version = get_backend(prof.backend).version()
+        if not table.missing() and table.calibration and stale_reason(table, prof, version) is None:
+            return table, path, False
+    table = build_lut(prof, net.space, path, rebuild=rebuild, progress=progress)
+    return table, path, True
+
+
+def search_devices(devices: list[str], latency_ms: float, supernet: str | os.PathLike | None = None,
+                   seed: int = 0, luts: dict[str, str | os.PathLike] | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Search one subnet per device under the budget; returns the search.json content."""
+    check_budget(latency_ms)
+    run = supernet_dir(supernet)
+    net, meta = load_supernet(run)
+    predictor = load_predictor(run, net.space)
+    result: dict[str, Any] = {
+        "format": SEARCH_FORMAT, "budget_ms": latency_ms, "seed": seed,
+        "inputs": {"supernet": str(run), "supernet_sha256": meta["weights_sha256"],
+                   "space_hash": net.space.space_hash(),
+                   "predictor_sha256": sha256_file(run / "accuracy_predictor.safetensors")},
+        "predictor": predictor.report_summary(), "devices": {}}
+    for device in devices:
+        table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress)
+        res = search(net.space, predictor, table, latency_ms, random.Random(seed))
+        fid = table.calibration["fidelity"]
+        result["devices"][device] = {
+            **res.to_dict(), "lut": {"path": str(path), "sha256": sha256_file(path)},
+            "latency_error": {k: fid[k] for k in ("within_10pct", "mean_abs_pct_error", "max_abs_pct_error",
+                                                  "spearman", "n", "method")},
+            "top1_error": predictor.report_summary()}
+    return result
+
+
+def write_search(path: str | os.PathLike, result: dict[str, Any]) -> None:
+    atomic_write_json(path, result)
+
+
+def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The device's entry of a search.json, checked against the supernet it claims to come from."""
+    data = read_json(path, "search")
+    if not isinstance(data, dict) or data.get("format") != SEARCH_FORMAT:
+        raise UserError(f"search: '{path}' is not a hwofa search result (format '{SEARCH_FORMAT}').")
+    if device not in data.get("devices", {}):
+        raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
+                        f"{', '.join(data.get('devices', {})) or 'none'}.")
+    _, meta = load_supernet(supernet_dir(supernet))
+    if data["inputs"].get("supernet_sha256") != meta["weights_sha256"]:
+        raise UserError(f"search: '{path}' was made with another supernet (sha256 "
+                        f"{data['inputs'].get('supernet_sha256', '?')[:12]}…); pass the matching --supernet.")
+    entry = data["devices"][device]
+    return {**entry, "budget_ms": data["budget_ms"], "arch": ArchSpec.from_dict(entry["arch"])}
+
+
+def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,
+           search_entry: dict[str, Any] | None = None, supernet: str | os.PathLike | None = None,
+           data_dir: str | os.PathLike | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """Export an arch (given, or chosen by a search) with the full verification checklist."""
+    if search_entry is not None:
+        arch = search_entry["arch"]
+        predicted = {"latency_ms": search_entry["predicted_latency_ms"], "top1": search_entry["predicted_top1"],
+                     "latency_error": search_entry.get("latency_error"), "top1_error": search_entry.get("top1_error")}
+        return export_subnet(arch, device, out, supernet, data_dir, search_entry["budget_ms"], predicted,
+                             search_entry.get("pareto"))
+    if arch is None:
+        raise UserError("export needs --search or --arch.")
+    table = _cached_lut(device, supernet)
+    predicted = None
+    if table is not None:
+        fid = table.calibration["fidelity"]
+        predicted = {"latency_ms": table.predict(arch), "latency_error": fid}
+    return export_subnet(arch, device, out, supernet, data_dir, None, predicted)
+
+
+def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable | None:
+    net, _ = load_supernet(supernet_dir(supernet))
+    path = default_lut_path(load_profile(device).name, net.space)
+    try:
+        return LatencyTable.load(path, space=net.space, device=device)
+    except UserError:
+        return None
+
+
+def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, progress: bool = True,
+        data_dir: str | os.PathLike | None = None, supernet: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Profile (cached) + search + export on the shipped supernet; re-searches with a tighter
+    internal budget when the measured latency misses the budget (at most 3 attempts)."""
+    check_budget(latency_ms)
+    load_profile(device)
+    t0 = time.time()
+    out = Path(out)
+    _, _, built = profile(device, supernet, progress=progress)
+    t_profile = time.time() - t0
+    target, attempts = latency_ms, []
+    for _ in range(MAX_EXPORT_ATTEMPTS):
+        ts = time.time()
+        result = search_devices([device], target, supernet, seed, progress=progress)
+        t_search = time.time() - ts
+        entry = {**result["devices"][device], "budget_ms": latency_ms, "arch": None}
+        entry["arch"] = ArchSpec.from_dict(result["devices"][device]["arch"])
+        report, checks = export(device, out, search_entry=entry, supernet=supernet, data_dir=data_dir)
+        measured = report["latency_ms"]["measured_p50"]
+        attempts.append({"search_budget_ms": target, "predicted_ms": entry["predicted_latency_ms"],
+                         "measured_p50_ms": measured})
+        if measured <= latency_ms:
+            break
+        target = target * latency_ms / measured * 0.97
+        log.warning("measured %.3f ms > budget %.3f ms; searching again under %.3f ms", measured, latency_ms, target)
+    result["budget_ms"] = latency_ms
+    write_search(out / "search.json", result)
+    report["attempts"] = attempts
+    report["timing_s"] = {"profile": round(t_profile, 1), "lut_built": built, "last_search": round(t_search, 1),
+                          "total": round(time.time() - t0, 1)}
+    atomic_write_json(out / "model.json", report)
+    return {"report": report, "checks": checks, "search": result}

@@ -1,0 +1,163 @@
+"""LatencyTable: per-block latency entries of one device, summed and calibrated.
+
+Keys name what a module computes, so identical shapes share an entry:
+  stem:r28                        the stem at input resolution 28
+  block:c16-24:hw14:s2:k5:e4:se1:relu   an inverted-residual block (in-out channels, input size, ...)
+  head:hw4                        the head at feature size 4
+  overhead:r28                    one trivial op: the runtime's fixed cost per inference
+Prediction: raw = sum(entry - overhead) + overhead, then the calibration `a * raw + b`
+fitted on whole subnets measured end to end.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supernet import ArchSpec, BlockSpec, SearchSpace, UserError, atomic_write_json, read_json
+
+FORMAT = "hwofa-lut/1"
+
+
+def stem_key(resolution: int) -> str:
+    return f"stem:r{resolution}"
+
+
+def overhead_key(resolution: int) -> str:
+    return f"overhead:r{resolution}"
+
+
+def head_key(space: SearchSpace, resolution: int) -> str:
+    return f"head:hw{space.feature_size(resolution, space.num_stages)}"
+
+
+def block_key(space: SearchSpace, stage: int, first: bool, kernel_size: int, expand_ratio: int,
+              resolution: int) -> str:
+    out_ch = space.stage_channels[stage]
+    in_ch = space.stage_in_channels(stage) if first else out_ch
+    stride = space.stage_strides[stage] if first else 1
+    hw = space.feature_size(resolution, stage) if first else space.feature_size(resolution, stage + 1)
+    return (f"block:c{in_ch}-{out_ch}:hw{hw}:s{stride}:k{kernel_size}:e{expand_ratio}:"
+            f"se{int(space.stage_se[stage])}:{space.stage_act[stage]}")
+
+
+def arch_keys(space: SearchSpace, arch: ArchSpec) -> list[str]:
+    """The entries whose sum models `arch` (overhead excluded)."""
+    r = arch.resolution
+    keys = [stem_key(r)]
+    for s, stage in enumerate(arch.stages):
+        keys += [block_key(space, s, b == 0, spec.kernel_size, spec.expand_ratio, r) for b, spec in enumerate(stage)]
+    return keys + [head_key(space, r)]
+
+
+def all_entries(space: SearchSpace) -> dict[str, dict[str, Any]]:
+    """Every key the space needs, with what to build to measure it."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in space.resolutions:
+        out[overhead_key(r)] = {"kind": "overhead", "resolution": r}
+        out[stem_key(r)] = {"kind": "stem", "resolution": r}
+        out.setdefault(head_key(space, r), {"kind": "head", "resolution": r})
+        for s in range(space.num_stages):
+            for first in (True, False):
+                for k in space.kernel_sizes:
+                    for e in space.expand_ratios:
+                        out.setdefault(block_key(space, s, first, k, e, r),
+                                       {"kind": "block", "stage": s, "first": first, "kernel_size": k,
+                                        "expand_ratio": e, "resolution": r})
+    return out
+
+
+@dataclass
+class LatencyTable:
+    space: SearchSpace
+    header: dict[str, Any]
+    entries: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+
+    @property
+    def device(self) -> str:
+        return self.header["device"]
+
+    def missing(self) -> list[str]:
+        return [k for k in all_entries(self.space) if k not in self.entries]
+
+    def raw_ms(self, arch: ArchSpec) -> float:
+        o = self.entries[overhead_key(arch.resolution)]["p50_ms"]
+        return sum(self.entries[k]["p50_ms"] - o for k in arch_keys(self.space, arch)) + o
+
+    def predict(self, arch: ArchSpec) -> float:
+        """Calibrated latency in ms (the raw sum where no calibration exists yet)."""
+        raw = self.raw_ms(arch)
+        if not self.calibration:
+            return raw
+        return self.calibration["a"] * raw + self.calibration["b"]
+
+    def min_latency(self) -> tuple[float, ArchSpec]:
+        """Exact minimum of `predict` over the space: per-entry costs are separable per stage."""
+        if self.calibration and self.calibration["a"] <= 0:
+            raise UserError(f"LUT for '{self.device}': its calibration slope is not positive; rebuild it.")
+        best: tuple[float, ArchSpec] | None = None
+        sp = self.space
+        for r in sp.resolutions:
+            o = self.entries[overhead_key(r)]["p50_ms"]
+            def cost(key: str, o: float = o) -> float:
+                return self.entries[key]["p50_ms"] - o
+            stages = []
+            for s in range(sp.num_stages):
+                first = min(((cost(block_key(sp, s, True, k, e, r)), BlockSpec(k, e))
+                             for k in sp.kernel_sizes for e in sp.expand_ratios), key=lambda t: t[0])
+                rest = min(((cost(block_key(sp, s, False, k, e, r)), BlockSpec(k, e))
+                            for k in sp.kernel_sizes for e in sp.expand_ratios), key=lambda t: t[0])
+                d = min(sp.depths, key=lambda d: first[0] + (d - 1) * rest[0])
+                stages.append((first[1],) + (rest[1],) * (d - 1))
+            arch = ArchSpec(r, tuple(stages))
+            lat = self.predict(arch)
+            if best is None or lat < best[0]:
+                best = (lat, arch)
+        assert best is not None
+        return best
+
+    # ---- files ------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "header": self.header, "entries": self.entries,
+                "calibration": self.calibration}
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, space: SearchSpace | None = None, device: str | None = None,
+             require_complete: bool = True) -> LatencyTable:
+        """Read and check a LUT; `space`/`device` given means they must match its header."""
+        path = Path(path)
+        data = read_json(path, "LUT")
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+            raise UserError(f"LUT '{path}' is not a hwofa latency table (format '{FORMAT}'); it may be corrupt. "
+                            "Delete it and run `hwofa profile` again.")
+        header = data.get("header") or {}
+        try:
+            lut_space = SearchSpace.from_dict(header["space"])
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"LUT '{path}' has no valid search space in its header; rebuild it.") from exc
+        if space is not None and lut_space.space_hash() != space.space_hash():
+            raise UserError(f"LUT '{path}' was built for search space {lut_space.space_hash()} but the supernet's "
+                            f"space is {space.space_hash()}; run `hwofa profile` for this supernet.")
+        if device is not None and header.get("device") != device:
+            raise UserError(f"LUT '{path}' belongs to device '{header.get('device')}', not '{device}'.")
+        table = cls(lut_space, header, data["entries"], data.get("calibration"))
+        bad = [k for k, v in table.entries.items()
+               if not isinstance(v, dict) or not isinstance(v.get("p50_ms"), (int, float)) or v["p50_ms"] < 0]
+        if bad:
+            raise UserError(f"LUT '{path}' has malformed entries (e.g. '{bad[0]}'); delete it and profile again.")
+        if require_complete and (table.missing() or not table.calibration):
+            raise UserError(f"LUT '{path}' is incomplete ({len(table.missing())} entries missing"
+                            f"{', no calibration' if not table.calibration else ''}); run `hwofa profile "
+                            f"--device {header.get('device')}` to finish it (it resumes).")
+        return table
+
+
+def default_lut_path(device: str, space: SearchSpace) -> Path:
+    home = Path(os.environ.get("HWOFA_HOME", Path.home() / ".cache" / "hwofa"))
+    return home / "luts" / device / f"{space.space_hash()}.json"

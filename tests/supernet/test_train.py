@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from supernet import UserError, load_recipe, load_supernet, recalibrate_bn
+from supernet.train import Trainer
+from tests.conftest import TINY_RECIPE
+
+
+def test_tiny_training_writes_self_describing_checkpoint(tiny_run):
+    meta = json.loads((tiny_run / "supernet.json").read_text())
+    assert meta["format"] == "hwofa-supernet/1"
+    assert set(meta["metrics"]["test_top1"]) == {"smallest", "middle", "largest"}
+    assert len(meta["history"]) == 4  # one record per epoch: 1 + 1 + 2
+    net, meta2 = load_supernet(tiny_run)  # rebuilt from the folder alone
+    assert net.space.to_dict() == meta2["space"]
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path, fmnist, tiny_recipe_path, monkeypatch):
+    recipe = load_recipe(tiny_recipe_path)
+    Trainer(recipe, fmnist, tmp_path / "straight").fit()
+
+    calls = {"n": 0}
+    original = Trainer._checkpoint
+
+    def crash_after_two(self, *a, **k):
+        original(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_checkpoint", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(recipe, fmnist, tmp_path / "resumed").fit()
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    progress = json.loads((tmp_path / "resumed" / "train_state" / "progress.json").read_text())
+    assert progress == {"phase": 1, "epoch": 1}
+    with pytest.raises(UserError, match="--resume"):
+        Trainer(recipe, fmnist, tmp_path / "resumed").fit()
+    Trainer(recipe, fmnist, tmp_path / "resumed").fit(resume=True)
+    a = load_file(tmp_path / "straight" / "supernet.safetensors")
+    b = load_file(tmp_path / "resumed" / "supernet.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_resume_refuses_other_recipe(tmp_path, fmnist, tiny_run, tiny_recipe_path):
+    other = dict(TINY_RECIPE, seed=1)
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(other))
+    with pytest.raises(UserError, match="recipe differs"):
+        Trainer(load_recipe(path), fmnist, tiny_run).fit(resume=True)
+
+
+@pytest.mark.parametrize("bad,needle", [({"phases": []}, "non-empty 'phases'"),
+                                        ({**TINY_RECIPE, "lr": 1}, "unknown key"),
+                                        ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 0, "lr": 1}]}, "epochs"),
+                                        ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 1, "lr": 1,
+                                                                     "kernel_sizes": [9]}]}, "not a subset")])
+def test_bad_recipes(tmp_path, bad, needle):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(UserError, match=needle):
+        load_recipe(path)
+    path.write_text("phases: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_recipe(path)
+
+
+def test_recalibrate_bn_sets_exact_statistics():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1, bias=False), torch.nn.BatchNorm2d(2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    images = torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8)
+    recalibrate_bn(model, images, 4, [0.0], [1.0], batch_size=40)
+    x = images.float() / 255
+    torch.testing.assert_close(model[1].running_mean, x.mean().repeat(2), rtol=1e-5, atol=1e-6)
+    assert not model.training

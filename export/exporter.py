@@ -16,8 +16,16 @@ import numpy as np
 
 from export.checks import Check, CheckFailed, onnx_checker, parity, reference_profile, test_top1
 from profiler import OPSET, DeviceProfile, get_backend, load_profile, measure_stable, to_onnx
-from supernet import (ArchSpec, UserError, atomic_write_bytes, atomic_write_json, calibrated_subnet,
-                      load_dataset, load_supernet, preprocess)
+from supernet import (
+    ArchSpec,
+    UserError,
+    atomic_write_bytes,
+    atomic_write_json,
+    calibrated_subnet,
+    load_dataset,
+    load_supernet,
+    preprocess,
+)
 
 log = logging.getLogger(__name__)
 PARITY_IMAGES = 256

@@ -13,8 +13,7 @@ from typing import Any
 from evolve import load_predictor, search
 from export import export_subnet
 from profiler import LatencyTable, build_lut, default_lut_path, get_backend, load_profile, stale_reason
-from supernet import (SHIPPED_RUN, ArchSpec, UserError, atomic_write_json, load_supernet, read_json,
-                      sha256_file)
+from supernet import SHIPPED_RUN, ArchSpec, UserError, atomic_write_json, load_supernet, read_json, sha256_file
 
 log = logging.getLogger(__name__)
 SEARCH_FORMAT = "hwofa-search/1"

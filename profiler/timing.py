@@ -23,8 +23,9 @@ class Timing:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def measure(run: Callable[[], Any], protocol: TimingProtocol = TimingProtocol()) -> Timing:
+def measure(run: Callable[[], Any], protocol: TimingProtocol | None = None) -> Timing:
     """Warm up, then time single calls of `run` until both run and time floors are met."""
+    protocol = protocol or TimingProtocol()
     clock = time.perf_counter
     start, count = clock(), 0
     while count < protocol.warmup_runs or clock() - start < protocol.warmup_s:
@@ -49,9 +50,10 @@ def summarize(samples_s: list[float]) -> Timing:
                   cv=float((p75 - p25) / 1.349 / p50) if p50 > 0 else 0.0)
 
 
-def measure_stable(run: Callable[[], Any], protocol: TimingProtocol = TimingProtocol()) -> Timing:
+def measure_stable(run: Callable[[], Any], protocol: TimingProtocol | None = None) -> Timing:
     """`measure`, repeated up to `protocol.remeasure` times while the CV is above `max_cv`;
     keeps the repeat with the lowest CV."""
+    protocol = protocol or TimingProtocol()
     best = measure(run, protocol)
     for _ in range(protocol.remeasure):
         if best.cv <= protocol.max_cv:

@@ -10,8 +10,10 @@ from supernet.network import Supernet
 from supernet.recipe import Recipe, load_recipe
 from supernet.space import ArchSpec, BlockSpec, SearchSpace
 
-__all__ = ["calibrated_subnet", "calibration_images", "ArchSpec", "BlockSpec", "Dataset", "Head", "MBBlock", "Recipe", "SHIPPED_RUN", "SearchSpace", "Stem",
-           "SubNet", "Supernet", "UserError", "atomic_write_bytes", "atomic_write_json", "block_for",
-           "load_dataset", "load_recipe", "load_supernet", "load_tensors", "predict_logits", "preprocess",
-           "read_json", "recalibrate_bn", "save_supernet", "save_tensors", "sha256_file", "top1",
-           "train_val_split"]
+__all__ = [
+    "SHIPPED_RUN", "ArchSpec", "BlockSpec", "Dataset", "Head", "MBBlock", "Recipe", "SearchSpace", "Stem", "SubNet",
+    "Supernet", "UserError", "atomic_write_bytes", "atomic_write_json", "block_for", "calibrated_subnet",
+    "calibration_images", "load_dataset", "load_recipe", "load_supernet", "load_tensors", "predict_logits",
+    "preprocess", "read_json", "recalibrate_bn", "save_supernet", "save_tensors", "sha256_file", "top1",
+    "train_val_split",
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from supernet.data import preprocess, train_val_split
+from supernet.data import Dataset, preprocess, train_val_split
+from supernet.space import ArchSpec
 
 
 @torch.no_grad()
@@ -20,7 +21,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean
     model.to(memory_format=torch.channels_last).train()  # depthwise convs run ~2x faster on CPU
     for i in range(0, len(images), batch_size):
         model(_cl(preprocess(images[i:i + batch_size], resolution, mean, std)))
-    for m, mom in zip(bns, saved):
+    for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     return model.eval()
 
@@ -42,14 +43,14 @@ def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
 
 
-def calibration_images(meta: dict, data: "Dataset") -> torch.Tensor:  # noqa: F821
+def calibration_images(meta: dict, data: Dataset) -> torch.Tensor:
     """The images BN is recalibrated on: the first `bn_calib_images` of the training split."""
     ds = meta["dataset"]
     train_idx, _ = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
     return data.train_x[train_idx[:meta["recipe"]["bn_calib_images"]]]
 
 
-def calibrated_subnet(net: nn.Module, meta: dict, data: "Dataset", arch) -> nn.Module:  # noqa: ANN001, F821
+def calibrated_subnet(net: nn.Module, meta: dict, data: Dataset, arch: ArchSpec) -> nn.Module:
     """Extract `arch` from a supernet and recalibrate its BN exactly as training's evaluation does."""
     ds = meta["dataset"]
     return recalibrate_bn(net.extract(arch), calibration_images(meta, data), arch.resolution, ds["mean"], ds["std"])

@@ -38,8 +38,8 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
-        for blocks, stage in zip(self.stages, self.arch.stages):
-            for block, spec in zip(blocks, stage):
+        for blocks, stage in zip(self.stages, self.arch.stages, strict=True):
+            for block, spec in zip(blocks, stage, strict=False):  # depth d runs the first d blocks
                 x = block(x, spec.kernel_size, spec.expand_ratio)
         return self.head(x)
 

@@ -46,7 +46,8 @@ def test_fashion_mnist_errors(tmp_path):
 
 def _cifar_batch(n, seed):
     rng = np.random.default_rng(seed)
-    return {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": [int(v) for v in rng.integers(0, 10, n)]}
+    labels = [int(v) for v in rng.integers(0, 10, n)]
+    return {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": labels}
 
 
 def test_cifar10_python_format(tmp_path):

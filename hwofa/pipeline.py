@@ -37,6 +37,7 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
     """
     prof = load_profile(device)
     net, _ = load_supernet(supernet_dir(supernet))
+    get_backend(prof.backend)  # a backend that cannot run here is a clear error, before measuring
     path = Path(lut) if lut is not None else default_lut_path(prof.name, net.space)
     if path.is_file() and not rebuild:
         table = LatencyTable.load(path, space=net.space, device=prof.name, require_complete=False)
@@ -52,6 +53,8 @@ def search_devices(devices: list[str], latency_ms: float, supernet: str | os.Pat
                    progress: bool = True) -> dict[str, Any]:
     """Search one subnet per device under the budget; returns the search.json content."""
     check_budget(latency_ms)
+    for device in devices:  # refuse a bad device name before any slow work
+        load_profile(device)
     run = supernet_dir(supernet)
     net, meta = load_supernet(run)
     predictor = load_predictor(run, net.space)

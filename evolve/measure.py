@@ -1,0 +1,100 @@
+"""The accuracy predictor's training set: random subnets of a supernet, each with BN
+recalibrated and its top-1 measured on the validation split (never the test split).
+
+Evaluation runs through ONNX Runtime (parity with PyTorch is what export checks), which is
+several times faster than eager PyTorch on a small CPU. The growing list is flushed
+atomically after every few subnets; a killed build resumes without re-measuring.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tqdm import tqdm
+
+from supernet import (ArchSpec, SearchSpace, UserError, atomic_write_json, calibrated_subnet, load_dataset,
+                      load_supernet, preprocess, read_json, train_val_split)
+
+log = logging.getLogger(__name__)
+SAMPLES_FILE = "predictor_samples.json"
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
+    """n distinct archs from a seeded RNG; the largest and smallest always first."""
+    rng = random.Random(seed)
+    archs = [space.largest(), space.smallest()][:n]
+    seen = {a.key() for a in archs}
+    for _ in range(1000 * n):
+        if len(archs) >= n:
+            break
+        a = space.sample(rng)
+        if a.key() not in seen:
+            seen.add(a.key())
+            archs.append(a)
+    return archs
+
+
+def _onnx_top1(model: Any, images: Any, labels: np.ndarray, resolution: int, mean: list[float],
+               std: list[float]) -> float:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    c = images.shape[1]
+    torch.onnx.export(model.eval(), (torch.zeros(1, c, resolution, resolution),), buf, input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
+                      dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    correct = 0
+    for i in range(0, len(images), 1000):
+        x = preprocess(images[i:i + 1000], resolution, mean, std).numpy()
+        correct += int((sess.run(None, {"input": x})[0].argmax(1) == labels[i:i + 1000]).sum())
+    return correct / len(images)
+
+
+def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> list[dict[str, Any]]:
+    """Measured (arch, validation top-1) pairs, resumed from `<run>/predictor_samples.json`."""
+    import warnings
+
+    run = Path(run)
+    net, meta = load_supernet(run)
+    path = run / SAMPLES_FILE
+    state = {"space_hash": net.space.space_hash(), "supernet_sha256": meta["weights_sha256"], "seed": seed,
+             "split": "validation", "samples": []}
+    if path.is_file():
+        old = read_json(path, "predictor samples")
+        if {k: old.get(k) for k in ("space_hash", "supernet_sha256", "seed")} == \
+                {k: state[k] for k in ("space_hash", "supernet_sha256", "seed")}:
+            state["samples"] = old.get("samples", [])
+        else:
+            log.warning("%s belongs to another supernet or seed; measuring afresh", path)
+    done = {ArchSpec.from_dict(s["arch"]).key() for s in state["samples"]}
+    archs = [a for a in sample_archs(net.space, n, seed) if a.key() not in done]
+    if not archs:
+        return state["samples"][:n]
+    ds = meta["dataset"]
+    data = load_dataset(ds["name"], data_dir)
+    _, val_idx = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
+    vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, arch in enumerate(tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet")):
+            model = calibrated_subnet(net, meta, data, arch)
+            acc = _onnx_top1(model, vx, vy, arch.resolution, ds["mean"], ds["std"])
+            state["samples"].append({"arch": arch.to_dict(), "val_top1": acc})
+            if i % 5 == 4 or i == len(archs) - 1:
+                atomic_write_json(path, state)
+    if len(state["samples"]) < n:
+        raise UserError(f"the search space only holds {len(state['samples'])} distinct subnets; ask for fewer.")
+    return state["samples"][:n]

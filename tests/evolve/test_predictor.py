@@ -1,0 +1,64 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evolve import fit, load_predictor, sample_archs
+from evolve.measure import SAMPLES_FILE, measure_subnets
+from supernet import SearchSpace, UserError
+from tests.conftest import TINY_SPACE
+
+
+def test_fit_learns_a_signal():
+    space = SearchSpace()
+    archs = sample_archs(space, 200, 0)
+    y = np.array([0.8 + 0.01 * a.resolution / 28 + 0.002 * sum(b.expand_ratio for s in a.stages for b in s)
+                  for a in archs])
+    model = fit(space, archs, y, torch.Generator().manual_seed(0), epochs=300)
+    rep = model.report_summary()
+    assert rep["n_heldout"] == 40 and rep["kendall_tau"] > 0.5 and rep["rmse"] < np.std(y)
+
+
+def test_sample_archs_distinct_with_extremes():
+    space = SearchSpace.from_dict(TINY_SPACE)
+    archs = sample_archs(space, 30, 0)
+    assert len({a.key() for a in archs}) == 30 and archs[0] == space.largest() and archs[1] == space.smallest()
+    assert archs == sample_archs(space, 30, 0)
+
+
+def test_build_and_load_predictor(tiny_run_with_predictor):
+    run = tiny_run_with_predictor
+    meta = json.loads((run / "accuracy_predictor.json").read_text())
+    assert len(meta["samples"]) == 24 and {"rmse", "kendall_tau", "n_heldout"} <= set(meta)
+    assert all(0 <= s["val_top1"] <= 1 for s in meta["samples"])
+    space = SearchSpace.from_dict(TINY_SPACE)
+    pred = load_predictor(run, space)
+    out = pred.predict([space.largest(), space.smallest()])
+    assert out.shape == (2,) and np.all(np.isfinite(out))
+    with pytest.raises(UserError, match="another supernet"):
+        load_predictor(run, SearchSpace())
+
+
+def test_measure_resumes_without_remeasuring(tiny_run, monkeypatch):
+    import evolve.measure as measure
+
+    (tiny_run / SAMPLES_FILE).unlink(missing_ok=True)
+    calls = []
+    real = measure._onnx_top1
+
+    def counting(*a, **k):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(measure, "_onnx_top1", counting)
+    with pytest.raises(KeyboardInterrupt):
+        measure_subnets(tiny_run, 12, seed=3, progress=False)
+    saved = json.loads((tiny_run / SAMPLES_FILE).read_text())["samples"]
+    assert len(saved) == 5  # flushed every 5
+    calls.clear()
+    monkeypatch.setattr(measure, "_onnx_top1", lambda *a, **k: calls.append(1) or real(*a, **k))
+    samples = measure_subnets(tiny_run, 12, seed=3, progress=False)
+    assert len(samples) == 12 and len(calls) == 7

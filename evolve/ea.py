@@ -78,18 +78,17 @@ def repair(ind: list[int], space: SearchSpace, latency: LatencyModel, budget: fl
     for _ in range(sum(gene_ranges(space))):  # each step lowers one gene index: bounded
         if lat <= budget:
             return ind
-        options = []
-        for i in active_genes(space, ind):
-            if ind[i] > 0:
-                trial = list(ind)
-                trial[i] -= 1
-                trial_lat = latency.predict(decode(space, trial))
-                if trial_lat < lat:
-                    options.append((i, trial_lat))
-        if not options:
+        genes = [i for i in active_genes(space, ind) if ind[i] > 0]
+        rng.shuffle(genes)
+        for i in genes:  # the first random active gene whose step down lowers the latency
+            ind[i] -= 1
+            trial = latency.predict(decode(space, ind))
+            if trial < lat:
+                lat = trial
+                break
+            ind[i] += 1
+        else:
             break
-        i, lat = options[rng.randrange(len(options))]
-        ind[i] -= 1
     if lat > budget:
         ind[:] = encode(space, fallback)
     return ind

@@ -112,3 +112,21 @@ def test_console_script_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hwofa", "search", "--device", "nope", "--latency-ms", "1",
                            "--out", str(tmp_path / "s.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown device 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_resume_and_predictor_commands(capsys, tiny_recipe_path, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "train", "--dataset", "fashion-mnist", "--recipe", tiny_recipe_path,
+                                "--out", out)
+    assert code == 0, err
+    assert "largest" in stdout and (out / "supernet.safetensors").is_file()
+    code, _, err = run_cli(capsys, "train", "--dataset", "fashion-mnist", "--recipe", tiny_recipe_path, "--out", out)
+    assert_user_error(code, err, "--resume")
+    code, _, err = run_cli(capsys, "train", "--dataset", "fashion-mnist", "--recipe", tiny_recipe_path, "--out", out,
+                           "--resume")
+    assert code == 0, err
+    code, stdout, err = run_cli(capsys, "predictor", "--supernet", out, "--subnets", "12")
+    assert code == 0, err
+    assert "kendall_tau" in stdout and (out / "accuracy_predictor.safetensors").is_file()
+    code, _, err = run_cli(capsys, "train", "--dataset", "cifar10", "--out", tmp_path / "c")
+    assert_user_error(code, err, "--data-dir")

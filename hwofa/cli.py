@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--recipe", metavar="YAML", help="training recipe (default: the shipped supernet's)")
     g.add_argument("--out", required=True, metavar="RUN")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    g.add_argument("--torch-device", default="cpu", metavar="DEV",
+                   help="where to train: cpu (default) or cuda[:N]")
 
     pr = sub.add_parser("predictor", help="build the accuracy predictor of a supernet")
     pr.add_argument("--supernet", required=True, metavar="RUN")

@@ -39,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     data = load_dataset(args.dataset, args.data_dir)
     t0 = time.time()
-    final = Trainer(recipe, data, args.out).fit(resume=args.resume)
+    final = Trainer(recipe, data, args.out, device=args.torch_device).fit(resume=args.resume)
     for name, m in final["test_top1"].items():
         echo(f"{name:<9} test top-1 {m['test_top1']:.4f}")
     echo(f"✓ supernet written to {args.out} ({elapsed(t0)}); next: hwofa predictor --supernet {args.out}")

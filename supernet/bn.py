@@ -12,7 +12,11 @@ from supernet.space import ArchSpec
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean: list[float],
                    std: list[float], batch_size: int = 500) -> nn.Module:
-    """Replace every BN layer's running statistics by exact averages over `images` (uint8)."""
+    """Replace every BN layer's running statistics by exact averages over `images` (uint8).
+
+    Runs on the device the model's weights are on; `images` may stay on the CPU.
+    """
+    dev = _device(model)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in bns]
     for m in bns:
@@ -20,7 +24,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean
         m.momentum = None  # cumulative average over the calibration batches
     model.to(memory_format=torch.channels_last).train()  # depthwise convs run ~2x faster on CPU
     for i in range(0, len(images), batch_size):
-        model(_cl(preprocess(images[i:i + batch_size], resolution, mean, std)))
+        model(_cl(preprocess(images[i:i + batch_size].to(dev), resolution, mean, std)))
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     return model.eval()
@@ -29,10 +33,16 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, resolution: int, mean
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, resolution: int, mean: list[float],
                    std: list[float], batch_size: int = 1000) -> torch.Tensor:
+    """Logits (on the CPU) of `model` on uint8 `images`, run on the model's device."""
+    dev = _device(model)
     model.to(memory_format=torch.channels_last).eval()
-    outs = [model(_cl(preprocess(images[i:i + batch_size], resolution, mean, std)))
+    outs = [model(_cl(preprocess(images[i:i + batch_size].to(dev), resolution, mean, std))).cpu()
             for i in range(0, len(images), batch_size)]
     return torch.cat(outs)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _cl(x: torch.Tensor) -> torch.Tensor:

@@ -54,11 +54,24 @@ def distill_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float
     return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
 
 
+def _torch_device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise UserError(f"--torch-device '{name}' is not a torch device name (use cpu, cuda or cuda:N).") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--torch-device {name}: this torch build or machine has no CUDA GPU; use --torch-device cpu.")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--torch-device {name}: only cpu and cuda are supported.")
+    return dev
+
+
 class Trainer:
     """Runs a recipe into a run folder; all state needed to resume lives in that folder."""
 
-    def __init__(self, recipe: Recipe, data: Dataset, run: str | Path) -> None:
+    def __init__(self, recipe: Recipe, data: Dataset, run: str | Path, device: str = "cpu") -> None:
         self.recipe, self.data, self.run = recipe, data, Path(run)
+        self.device = _torch_device(device)
         self.space = recipe.search_space()
         if data.train_x.shape[1] != self.space.in_channels:
             raise UserError(f"dataset '{data.name}' has {data.train_x.shape[1]} channel(s) but the space expects "
@@ -68,7 +81,7 @@ class Trainer:
         if recipe.train_limit:
             self.train_idx = self.train_idx[:recipe.train_limit]
         torch.manual_seed(recipe.seed)
-        self.net = Supernet(self.space).to(memory_format=torch.channels_last)
+        self.net = Supernet(self.space).to(self.device, memory_format=torch.channels_last)
         self.teacher: Supernet | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -94,13 +107,27 @@ class Trainer:
             return 0, 0
         prog = read_json(prog_file, "training progress")
         meta = read_json(self.run / "supernet.json", "supernet")
-        if meta.get("recipe") != self.recipe.to_dict():
-            raise UserError(f"--resume: the recipe differs from the one '{self.run}' was started with; "
-                            "use the same recipe or a new --out folder.")
+        phase, epoch = int(prog["phase"]), int(prog["epoch"])
+        self._check_resumable(meta.get("recipe") or {}, phase, epoch)
         self.net.load_state_dict(load_tensors(self.run / "supernet.safetensors", "supernet",
                                               meta.get("weights_sha256")))
         self.history = meta.get("history", [])
-        return int(prog["phase"]), int(prog["epoch"])
+        return phase, epoch
+
+    def _check_resumable(self, started: dict[str, Any], phase: int, epoch: int) -> None:
+        """A resumed run may change only the phases it has not begun (to extend or shorten training)."""
+        now = self.recipe.to_dict()
+        begun = phase + 1 if epoch > 0 else phase
+        same_globals = {k: v for k, v in started.items() if k != "phases"} == \
+            {k: v for k, v in now.items() if k != "phases"}
+        if not same_globals or started.get("phases", [])[:begun] != now["phases"][:begun]:
+            raise UserError(f"--resume: the recipe differs from the one '{self.run}' was started with in a part "
+                            f"already trained (global settings or phases 1..{begun}); only phases not yet "
+                            "begun may change. Use the same recipe or a new --out folder.")
+        done = now["phases"][phase] if phase < len(now["phases"]) else None
+        if done is not None and epoch > done["epochs"]:
+            raise UserError(f"--resume: phase '{done['name']}' already ran {epoch} epochs but the recipe now "
+                            f"asks for {done['epochs']}.")
 
     # ---- loop -------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -140,8 +167,8 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 idx = order[step * self.recipe.batch_size:(step + 1) * self.recipe.batch_size]
-                losses.append(self._step(phase, augment(self.data.train_x[idx], gen), self.data.train_y[idx],
-                                         rng, opt))
+                images = augment(self.data.train_x[idx], gen).to(self.device, non_blocking=True)
+                losses.append(self._step(phase, images, self.data.train_y[idx].to(self.device), rng, opt))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
             record = {"phase": phase.name, "epoch": epoch + 1, "loss": sum(losses) / len(losses),
                       "seconds": round(time.time() - t0, 1), **self.val_metrics()}
@@ -208,7 +235,7 @@ class Trainer:
     # ---- evaluation -------------------------------------------------------
     def subnet_top1(self, arch: ArchSpec, images: torch.Tensor, labels: torch.Tensor) -> float:
         calib = self.data.train_x[self.train_idx[:self.recipe.bn_calib_images]]
-        sub = recalibrate_bn(self.net.extract(arch), calib, arch.resolution, self.mean, self.std)
+        sub = recalibrate_bn(self.net.extract(arch).to(self.device), calib, arch.resolution, self.mean, self.std)
         return top1(predict_logits(sub, images, arch.resolution, self.mean, self.std), labels)
 
     def val_metrics(self) -> dict[str, float]:

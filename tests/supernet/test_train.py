@@ -79,3 +79,19 @@ def test_recalibrate_bn_sets_exact_statistics():
     x = images.float() / 255
     torch.testing.assert_close(model[1].running_mean, x.mean().repeat(2), rtol=1e-5, atol=1e-6)
     assert not model.training
+
+
+def test_resume_may_change_only_phases_not_begun(tmp_path, fmnist, tiny_recipe_path):
+    started = load_recipe(tiny_recipe_path).to_dict()
+    shorter = dict(TINY_RECIPE, phases=[*TINY_RECIPE["phases"][:2], {**TINY_RECIPE["phases"][2], "epochs": 1}])
+    path = tmp_path / "shorter.yaml"
+    path.write_text(yaml.safe_dump(shorter))
+    trainer = Trainer(load_recipe(path), fmnist, tmp_path / "run")
+    trainer._check_resumable(started, phase=2, epoch=0)  # phase 'expand' not begun: may change
+    with pytest.raises(UserError, match="already trained"):
+        trainer._check_resumable(started, phase=2, epoch=1)  # begun: may not
+    other_lr = dict(TINY_RECIPE, phases=[TINY_RECIPE["phases"][0], {**TINY_RECIPE["phases"][1], "lr": 0.5},
+                                         TINY_RECIPE["phases"][2]])
+    path.write_text(yaml.safe_dump(other_lr))
+    with pytest.raises(UserError, match="recipe differs"):
+        Trainer(load_recipe(path), fmnist, tmp_path / "run")._check_resumable(started, phase=2, epoch=0)

@@ -18,8 +18,18 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from supernet import (ArchSpec, SearchSpace, UserError, atomic_write_json, calibrated_subnet, load_dataset,
-                      load_supernet, preprocess, read_json, train_val_split)
+from supernet import (
+    ArchSpec,
+    SearchSpace,
+    UserError,
+    atomic_write_json,
+    calibrated_subnet,
+    load_dataset,
+    load_supernet,
+    preprocess,
+    read_json,
+    train_val_split,
+)
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "predictor_samples.json"

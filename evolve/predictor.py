@@ -15,8 +15,16 @@ from torch import nn
 
 from evolve.genome import feature_size, features
 from evolve.measure import measure_subnets
-from supernet import (ArchSpec, SearchSpace, UserError, atomic_write_json, load_supernet, load_tensors, read_json,
-                      save_tensors)
+from supernet import (
+    ArchSpec,
+    SearchSpace,
+    UserError,
+    atomic_write_json,
+    load_supernet,
+    load_tensors,
+    read_json,
+    save_tensors,
+)
 
 FORMAT = "hwofa-accuracy-predictor/1"
 

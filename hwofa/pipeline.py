@@ -120,7 +120,7 @@ def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable
     net, _ = load_supernet(supernet_dir(supernet))
     path = default_lut_path(load_profile(device).name, net.space)
     try:
-        return LatencyTable.load(path, space=net.space, device=device)
+        return LatencyTable.load(path, space=net.space, device=load_profile(device).name)
     except UserError:
         return None
 
@@ -133,7 +133,8 @@ def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, p
     load_profile(device)
     t0 = time.time()
     out = Path(out)
-    _, _, built = profile(device, supernet, progress=progress)
+    table, _, built = profile(device, supernet, progress=progress)
+    floor = table.min_latency()[0]  # the search refuses budgets below this: never retry under it
     t_profile = time.time() - t0
     target, attempts = latency_ms, []
     for _ in range(MAX_EXPORT_ATTEMPTS):
@@ -146,9 +147,9 @@ def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, p
         measured = report["latency_ms"]["measured_p50"]
         attempts.append({"search_budget_ms": target, "predicted_ms": entry["predicted_latency_ms"],
                          "measured_p50_ms": measured})
-        if measured <= latency_ms:
+        if measured <= latency_ms or target <= floor:
             break
-        target = target * latency_ms / measured * 0.97
+        target = max(floor, target * latency_ms / measured * 0.97)
         log.warning("measured %.3f ms > budget %.3f ms; searching again under %.3f ms", measured, latency_ms, target)
     result["budget_ms"] = latency_ms
     write_search(out / "search.json", result)

@@ -24,7 +24,7 @@ from supernet.bn import predict_logits, recalibrate_bn, top1
 from supernet.checkpoint import load_tensors, save_supernet, save_tensors
 from supernet.data import Dataset, augment, preprocess, train_val_split
 from supernet.errors import UserError
-from supernet.files import atomic_write_json, read_json
+from supernet.files import read_json
 from supernet.network import Supernet
 from supernet.recipe import Phase, Recipe
 from supernet.space import ArchSpec, SearchSpace
@@ -84,6 +84,7 @@ class Trainer:
         self.net = Supernet(self.space).to(self.device, memory_format=torch.channels_last)
         self.teacher: Supernet | None = None
         self.history: list[dict[str, Any]] = []
+        self._optimizer_sha: str | None = None
 
     # ---- state ------------------------------------------------------------
     def meta(self, progress: dict[str, int], final: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,19 +96,27 @@ class Trainer:
                 "metrics": final or {}}
 
     def _checkpoint(self, phase_idx: int, epoch: int, opt: torch.optim.Optimizer) -> None:
+        """Optimizer state first, then the weights, then supernet.json: the JSON (naming both files'
+        hashes and the progress) is the single commit point, so a kill anywhere leaves a consistent run."""
         state = {f"{i}.{k}": v for i, s in opt.state_dict()["state"].items() for k, v in s.items()
                  if torch.is_tensor(v)}
-        save_tensors(self.run / "train_state" / "optimizer.safetensors", state)
-        save_supernet(self.run, self.net, self.meta({"phase": phase_idx, "epoch": epoch}))
-        atomic_write_json(self.run / "train_state" / "progress.json", {"phase": phase_idx, "epoch": epoch})
+        opt_sha = save_tensors(self.run / "train_state" / "optimizer.safetensors", state)
+        progress = {"phase": phase_idx, "epoch": epoch, "optimizer_sha256": opt_sha}
+        save_supernet(self.run, self.net, self.meta(progress))
 
     def _resume_point(self) -> tuple[int, int]:
-        prog_file = self.run / "train_state" / "progress.json"
-        if not prog_file.is_file():
+        if not (self.run / "supernet.json").is_file():
             return 0, 0
-        prog = read_json(prog_file, "training progress")
         meta = read_json(self.run / "supernet.json", "supernet")
-        phase, epoch = int(prog["phase"]), int(prog["epoch"])
+        prog = meta.get("progress") if isinstance(meta, dict) else None
+        if not isinstance(prog, dict) or not all(isinstance(prog.get(k), int) for k in ("phase", "epoch")):
+            raise UserError(f"--resume: '{self.run / 'supernet.json'}' holds no training progress; it is not a "
+                            "run started by `hwofa train`.")
+        if isinstance(meta.get("dataset"), dict) and meta["dataset"].get("name") != self.data.name:
+            raise UserError(f"--resume: '{self.run}' was trained on '{meta['dataset'].get('name')}', not "
+                            f"'{self.data.name}'.")
+        self._optimizer_sha = prog.get("optimizer_sha256")
+        phase, epoch = prog["phase"], prog["epoch"]
         self._check_resumable(meta.get("recipe") or {}, phase, epoch)
         self.net.load_state_dict(load_tensors(self.run / "supernet.safetensors", "supernet",
                                               meta.get("weights_sha256")))
@@ -132,9 +141,9 @@ class Trainer:
     # ---- loop -------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
         start_phase, start_epoch = self._resume_point() if resume else (0, 0)
-        if not resume and (self.run / "train_state" / "progress.json").is_file():
-            raise UserError(f"'{self.run}' already holds a training run; pass --resume to continue it or "
-                            "choose another --out.")
+        if not resume and (self.run / "supernet.json").is_file():
+            raise UserError(f"'{self.run}' already holds a supernet; pass --resume to continue its training or "
+                            "choose another --out (nothing was overwritten).")
         for p_idx, phase in enumerate(self.recipe.phases):
             if p_idx < start_phase:
                 continue
@@ -223,7 +232,8 @@ class Trainer:
             self.teacher.eval().requires_grad_(False)
 
     def _load_optimizer(self, opt: torch.optim.Optimizer) -> None:
-        flat = load_tensors(self.run / "train_state" / "optimizer.safetensors", "optimizer state")
+        flat = load_tensors(self.run / "train_state" / "optimizer.safetensors", "optimizer state",
+                            self._optimizer_sha)
         sd = opt.state_dict()
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in flat.items():

@@ -23,6 +23,7 @@ from supernet import (
     load_supernet,
     load_tensors,
     read_json,
+    require_fields,
     save_tensors,
 )
 
@@ -117,6 +118,9 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace) -> AccuracyPredic
     if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != sn_meta["weights_sha256"]:
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
                         f"`hwofa predictor --supernet {run}`.")
+    require_fields(meta, {"hidden": list}, "accuracy predictor", path)
+    if not meta["hidden"] or not all(isinstance(h, int) and h > 0 for h in meta["hidden"]):
+        raise UserError(f"'{path}': 'hidden' must list positive layer widths; rebuild the predictor.")
     model = AccuracyPredictor(space, tuple(meta["hidden"]))
     try:
         model.load_state_dict(load_tensors(run / "accuracy_predictor.safetensors", "accuracy predictor",

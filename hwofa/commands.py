@@ -12,6 +12,15 @@ from profiler import BACKENDS, get_backend, list_profiles, load_profile
 from supernet import UserError, load_supernet
 
 
+def check_out(path: str, folder: bool) -> None:
+    """Refuse an unusable --out before any slow work."""
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise UserError(f"--out '{p}' is a file; the bundle needs a folder. Choose another --out.")
+    if not folder and p.is_dir():
+        raise UserError(f"--out '{p}' is a folder; give a file name such as {p / 'search.json'}.")
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     rows = []
     for name in list_profiles():
@@ -57,9 +66,9 @@ def cmd_predictor(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     t0 = time.time()
     table, path, built = pipeline.profile(args.device, args.supernet, args.lut, rebuild=args.rebuild)
-    fid = table.calibration["fidelity"]
+    fid, build_s = table.calibration["fidelity"], table.header.get("build_seconds", float("nan"))
     echo(f"{'measured' if built else 'cached'} LUT for {args.device}: {path}\n"
-         f"  {len(table.entries)} entries, built in {table.header['build_seconds']:.0f} s ({elapsed(t0)} now)\n"
+         f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now)\n"
          f"  calibration on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "
          f"±10 %, mean abs error {fid['mean_abs_pct_error']:.1f} %, rank correlation {fid['spearman']:.3f}")
     return 0
@@ -67,6 +76,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.time()
+    check_out(args.out, folder=False)
     result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed)
     pipeline.write_search(args.out, result)
     for device, r in result["devices"].items():
@@ -80,6 +90,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from export import load_arch
 
+    load_profile(args.device)  # an unknown device names close ones before any file is read
+    check_out(args.out, folder=True)
     if args.search:
         entry = pipeline.read_search(args.search, args.device, args.supernet)
         report, checks = pipeline.export(args.device, args.out, search_entry=entry, supernet=args.supernet,
@@ -94,6 +106,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.time()
+    check_out(args.out, folder=True)
     res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
                        supernet=args.supernet)
     rep, checks = res["report"], res["checks"]

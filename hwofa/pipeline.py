@@ -13,7 +13,18 @@ from typing import Any
 from evolve import load_predictor, search
 from export import export_subnet
 from profiler import LatencyTable, build_lut, default_lut_path, get_backend, load_profile, stale_reason
-from supernet import SHIPPED_RUN, ArchSpec, UserError, atomic_write_json, load_supernet, read_json, sha256_file
+from supernet import (
+    NUMBER,
+    SHIPPED_RUN,
+    ArchSpec,
+    SearchSpace,
+    UserError,
+    atomic_write_json,
+    load_supernet,
+    read_json,
+    require_fields,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 SEARCH_FORMAT = "hwofa-search/1"
@@ -85,14 +96,18 @@ def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLik
     data = read_json(path, "search")
     if not isinstance(data, dict) or data.get("format") != SEARCH_FORMAT:
         raise UserError(f"search: '{path}' is not a hwofa search result (format '{SEARCH_FORMAT}').")
-    if device not in data.get("devices", {}):
+    require_fields(data, {"inputs": dict, "devices": dict, "budget_ms": NUMBER}, "search", path)
+    if device not in data["devices"]:
         raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
                         f"{', '.join(data.get('devices', {})) or 'none'}.")
     _, meta = load_supernet(supernet_dir(supernet))
-    if data["inputs"].get("supernet_sha256") != meta["weights_sha256"]:
+    if data["inputs"].get("supernet_sha256") != meta["weights_sha256"] or \
+            data["inputs"].get("space_hash") != SearchSpace.from_dict(meta["space"]).space_hash():
         raise UserError(f"search: '{path}' was made with another supernet (sha256 "
                         f"{data['inputs'].get('supernet_sha256', '?')[:12]}…); pass the matching --supernet.")
     entry = data["devices"][device]
+    require_fields(entry, {"arch": dict, "predicted_latency_ms": NUMBER, "predicted_top1": NUMBER},
+                   f"search (device '{device}')", path)
     return {**entry, "budget_ms": data["budget_ms"], "arch": ArchSpec.from_dict(entry["arch"])}
 
 

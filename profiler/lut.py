@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet import ArchSpec, BlockSpec, SearchSpace, UserError, atomic_write_json, read_json
+from supernet import NUMBER, ArchSpec, BlockSpec, SearchSpace, UserError, atomic_write_json, read_json, require_fields
 
 FORMAT = "hwofa-lut/1"
 
@@ -136,7 +136,8 @@ class LatencyTable:
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise UserError(f"LUT '{path}' is not a hwofa latency table (format '{FORMAT}'); it may be corrupt. "
                             "Delete it and run `hwofa profile` again.")
-        header = data.get("header") or {}
+        header = data.get("header")
+        require_fields(data, {"header": dict}, "LUT", path)
         try:
             lut_space = SearchSpace.from_dict(header["space"])
         except (KeyError, TypeError) as exc:
@@ -146,7 +147,13 @@ class LatencyTable:
                             f"space is {space.space_hash()}; run `hwofa profile` for this supernet.")
         if device is not None and header.get("device") != device:
             raise UserError(f"LUT '{path}' belongs to device '{header.get('device')}', not '{device}'.")
-        table = cls(lut_space, header, data["entries"], data.get("calibration"))
+        calibration = data.get("calibration")
+        if calibration is not None:
+            require_fields(calibration, {"a": NUMBER, "b": NUMBER, "fidelity": dict}, "LUT calibration", path)
+            require_fields(calibration["fidelity"], {k: NUMBER for k in ("within_10pct", "mean_abs_pct_error",
+                                                                         "max_abs_pct_error", "spearman", "n")},
+                           "LUT calibration fidelity", path)
+        table = cls(lut_space, header, data["entries"], calibration)
         bad = [k for k, v in table.entries.items()
                if not isinstance(v, dict) or not isinstance(v.get("p50_ms"), (int, float)) or v["p50_ms"] < 0]
         if bad:

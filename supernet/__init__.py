@@ -4,7 +4,7 @@ from supernet.bn import calibrated_subnet, calibration_images, predict_logits, r
 from supernet.checkpoint import SHIPPED_RUN, load_supernet, load_tensors, save_supernet, save_tensors
 from supernet.data import Dataset, load_dataset, preprocess, train_val_split
 from supernet.errors import UserError
-from supernet.files import atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from supernet.files import NUMBER, atomic_write_bytes, atomic_write_json, read_json, require_fields, sha256_file
 from supernet.layers import Head, MBBlock, Stem, SubNet, block_for
 from supernet.network import Supernet
 from supernet.recipe import Recipe, load_recipe
@@ -14,6 +14,7 @@ __all__ = [
     "SHIPPED_RUN", "ArchSpec", "BlockSpec", "Dataset", "Head", "MBBlock", "Recipe", "SearchSpace", "Stem", "SubNet",
     "Supernet", "UserError", "atomic_write_bytes", "atomic_write_json", "block_for", "calibrated_subnet",
     "calibration_images", "load_dataset", "load_recipe", "load_supernet", "load_tensors", "predict_logits",
-    "preprocess", "read_json", "recalibrate_bn", "save_supernet", "save_tensors", "sha256_file", "top1",
+    "preprocess", "read_json", "require_fields", "NUMBER", "recalibrate_bn", "save_supernet", "save_tensors",
+    "sha256_file", "top1",
     "train_val_split",
 ]

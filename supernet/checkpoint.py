@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from supernet.errors import UserError
-from supernet.files import atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from supernet.files import atomic_write_bytes, atomic_write_json, read_json, require_fields, sha256_file
 from supernet.network import Supernet
 from supernet.space import SearchSpace
 
@@ -67,6 +67,11 @@ def load_supernet(run: str | os.PathLike | None = None) -> tuple[Supernet, dict[
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "space" not in meta:
         raise UserError(f"supernet: '{run / 'supernet.json'}' is not a hwofa supernet description "
                         f"(format '{FORMAT}').")
+    require_fields(meta, {"space": dict, "dataset": dict, "recipe": dict, "weights_sha256": str}, "supernet",
+                   run / "supernet.json")
+    require_fields(meta["dataset"], {"name": str, "mean": list, "std": list, "val_size": int, "split_seed": int},
+                   "supernet (dataset)", run / "supernet.json")
+    require_fields(meta["recipe"], {"bn_calib_images": int}, "supernet (recipe)", run / "supernet.json")
     net = Supernet(SearchSpace.from_dict(meta["space"]))
     state = load_tensors(run / "supernet.safetensors", "supernet", meta.get("weights_sha256"))
     try:

@@ -53,3 +53,21 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+NUMBER = (int, float)
+
+
+def require_fields(obj: Any, fields: dict[str, type | tuple[type, ...]], what: str, path: str | os.PathLike) -> None:
+    """Check that a JSON object has each field with the given type; a UserError names the first that does not."""
+    if not isinstance(obj, dict):
+        raise UserError(f"{what}: '{path}' does not hold a JSON object where one is expected; regenerate it.")
+    for key, kind in fields.items():
+        if key not in obj:
+            raise UserError(f"{what}: '{path}' lacks the field '{key}'; the file is incomplete or from another "
+                            "tool. Regenerate it.")
+        value = obj[key]
+        if not isinstance(value, kind) or (kind is NUMBER and isinstance(value, bool)):
+            names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise UserError(f"{what}: '{path}' field '{key}' should be {names}, got {type(value).__name__}; "
+                            "regenerate the file.")

@@ -64,6 +64,37 @@ def test_missing_and_malformed_files(capsys, tiny_run, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_valid_json_with_missing_or_mistyped_fields(capsys, tiny_run, tmp_path):
+    search = tmp_path / "search.json"
+    search.write_text(json.dumps({"format": "hwofa-search/1", "budget_ms": 1.0, "inputs": {},
+                                  "devices": {"cpu-onnxruntime": {"predicted_latency_ms": 0.1}}}))
+    code, _, err = run_cli(capsys, "export", "--search", search, "--device", "cpu-onnxruntime",
+                           "--out", tmp_path / "o", "--supernet", tiny_run)
+    assert_user_error(code, err, "another supernet")  # inputs name no supernet: refused before the entry
+    sn = json.loads((tiny_run / "supernet.json").read_text())
+    search.write_text(json.dumps({"format": "hwofa-search/1", "budget_ms": "1", "inputs": {}, "devices": {}}))
+    code, _, err = run_cli(capsys, "export", "--search", search, "--device", "cpu-onnxruntime",
+                           "--out", tmp_path / "o", "--supernet", tiny_run)
+    assert_user_error(code, err, "field 'budget_ms' should be int/float")
+    broken = tmp_path / "run"
+    broken.mkdir()
+    (broken / "supernet.safetensors").write_bytes((tiny_run / "supernet.safetensors").read_bytes())
+    (broken / "supernet.json").write_text(json.dumps({k: v for k, v in sn.items() if k != "dataset"}))
+    code, _, err = run_cli(capsys, "space", "--supernet", broken)
+    assert_user_error(code, err, "lacks the field 'dataset'")
+    lut = tmp_path / "lut.json"
+    lut.write_text(json.dumps({"format": "hwofa-lut/1", "header": [], "entries": {}}))
+    code, _, err = run_cli(capsys, "profile", "--device", "cpu-onnxruntime", "--supernet", tiny_run, "--lut", lut)
+    assert_user_error(code, err, "field 'header' should be dict")
+    assert not (tmp_path / "o").exists()
+    code, _, err = run_cli(capsys, "search", "--device", "cpu-onnxruntime", "--latency-ms", "1", "--out", tmp_path,
+                           "--supernet", tiny_run)
+    assert_user_error(code, err, "is a folder")
+    code, _, err = run_cli(capsys, "run", "--device", "cpu-onnxruntime", "--latency-ms", "1", "--out", lut,
+                           "--supernet", tiny_run)
+    assert_user_error(code, err, "is a file")
+
+
 def test_corrupt_lut_is_not_overwritten(capsys, tiny_run, tmp_path):
     lut = tmp_path / "lut.json"
     lut.write_text('{"format": "hwofa-lut/1", "header": {')

@@ -30,7 +30,8 @@ def _synthetic(space, seed=0):
     table = LatencyTable(space, make_header(prof, space, "test"))
     for key in all_entries(space):
         table.entries[key] = {"p50_ms": rng.uniform(0.01, 0.2), "p90_ms": 0.3, "n": 50, "cv": 0.01}
-    table.calibration = {"a": 1.1, "b": 0.02, "fidelity": {}}
+    fid = {"within_10pct": 1.0, "mean_abs_pct_error": 1.0, "max_abs_pct_error": 2.0, "spearman": 1.0, "n": 20}
+    table.calibration = {"a": 1.1, "b": 0.02, "fidelity": fid}
     return table
 
 

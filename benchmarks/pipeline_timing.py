@@ -1,7 +1,7 @@
 """Wall time of the main job, cold (empty HWOFA_HOME: the LUT is measured) and warm (LUT
 cached), each as a fresh `hwofa run` process.
 
-    python benchmarks/pipeline_timing.py --latency-ms 0.25
+    python benchmarks/pipeline_timing.py --latency-ms 0.15
 writes benchmarks/results/pipeline_timing.json
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu-onnxruntime")
-    ap.add_argument("--latency-ms", type=float, default=0.25)
+    ap.add_argument("--latency-ms", type=float, default=0.15)
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="hwofa_home_")
     env = {**os.environ, "HWOFA_HOME": home}

@@ -95,6 +95,8 @@ def export_subnet(arch: ArchSpec, device: str | DeviceProfile, out: str | os.Pat
         from export.plot import pareto_png
 
         pareto_png(out / "pareto.png", pareto, arch, timing.p50_ms, top1_torch, budget_ms, profile.name)
+    else:  # no search behind this export: an earlier bundle's plot would describe another model
+        (out / "pareto.png").unlink(missing_ok=True)
     return report, checks
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from supernet.data import Dataset, preprocess, train_val_split
+from supernet.errors import UserError
 from supernet.space import ArchSpec
 
 
@@ -53,9 +54,19 @@ def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
 
 
+def check_dataset(meta: dict, data: Dataset) -> None:
+    """Refuse a dataset other than the one the supernet was trained on (splits, BN and top-1 depend on it)."""
+    want = meta["dataset"].get("sha256")
+    if want is not None and data.fingerprint() != want:
+        raise UserError(f"dataset '{data.name}' found here (sha256 {data.fingerprint()[:12]}…) is not the one this "
+                        f"supernet was trained on (sha256 {want[:12]}…); pass --data-dir pointing at the original "
+                        "files.")
+
+
 def calibration_images(meta: dict, data: Dataset) -> torch.Tensor:
     """The images BN is recalibrated on: the first `bn_calib_images` of the training split."""
     ds = meta["dataset"]
+    check_dataset(meta, data)
     train_idx, _ = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
     return data.train_x[train_idx[:meta["recipe"]["bn_calib_images"]]]
 

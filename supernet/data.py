@@ -8,11 +8,12 @@ image-folder layout `<dir>/{train,test}/<class>/<image>`. No torchvision.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import os
 import struct
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,17 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
+    _sha256: str | None = field(default=None, repr=False, compare=False)
+
+    def fingerprint(self) -> str:
+        """sha256 over the images and labels of both splits: what a trained supernet depends on."""
+        if self._sha256 is None:
+            h = hashlib.sha256()
+            for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.contiguous().numpy().tobytes())
+            self._sha256 = h.hexdigest()
+        return self._sha256
 
     def mean_std(self) -> tuple[list[float], list[float]]:
         x = self.train_x.float() / 255.0

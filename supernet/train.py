@@ -88,7 +88,8 @@ class Trainer:
 
     # ---- state ------------------------------------------------------------
     def meta(self, progress: dict[str, int], final: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"dataset": {"name": self.data.name, "mean": self.mean, "std": self.std,
+        return {"dataset": {"name": self.data.name, "sha256": self.data.fingerprint(), "mean": self.mean,
+                            "std": self.std,
                             "image_size": list(self.data.train_x.shape[2:]), "classes": self.data.classes,
                             "val_size": self.recipe.val_size, "split_seed": self.recipe.seed,
                             "train_images": len(self.train_idx)},

@@ -95,3 +95,18 @@ def test_resume_may_change_only_phases_not_begun(tmp_path, fmnist, tiny_recipe_p
     path.write_text(yaml.safe_dump(other_lr))
     with pytest.raises(UserError, match="recipe differs"):
         Trainer(load_recipe(path), fmnist, tmp_path / "run")._check_resumable(started, phase=2, epoch=0)
+
+
+def test_other_dataset_is_refused(fmnist, tiny_run):
+    from dataclasses import replace
+
+    from supernet.bn import calibration_images
+
+    meta = json.loads((tiny_run / "supernet.json").read_text())
+    assert meta["dataset"]["sha256"] == fmnist.fingerprint()
+    assert len(calibration_images(meta, fmnist)) == TINY_RECIPE["bn_calib_images"]
+    labels = fmnist.test_y.clone()
+    labels[0] = (labels[0] + 1) % 10
+    other = replace(fmnist, test_y=labels, _sha256=None)
+    with pytest.raises(UserError, match="not the one this supernet was trained on"):
+        calibration_images(meta, other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -50,6 +51,8 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
     net, _ = load_supernet(supernet_dir(supernet))
     get_backend(prof.backend)  # a backend that cannot run here is a clear error, before measuring
     path = Path(lut) if lut is not None else default_lut_path(prof.name, net.space)
+    if path.is_file() and rebuild:
+        _refuse_foreign_lut(path, prof.name, net.space)
     if path.is_file() and not rebuild:
         table = LatencyTable.load(path, space=net.space, device=prof.name, require_complete=False)
         version = get_backend(prof.backend).version()
@@ -57,6 +60,19 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
             return table, path, False
     table = build_lut(prof, net.space, path, rebuild=rebuild, progress=progress)
     return table, path, True
+
+
+def _refuse_foreign_lut(path: Path, device: str, space: SearchSpace) -> None:
+    """--rebuild may redo this device's table, never overwrite one of another device or space."""
+    try:
+        header = json.loads(path.read_text()).get("header", {})
+        other_device, other_space = header.get("device"), SearchSpace.from_dict(header["space"]).space_hash()
+    except Exception:  # unreadable or partial: rebuilding over it is what --rebuild is for
+        return
+    if other_device != device or other_space != space.space_hash():
+        raise UserError(f"--lut '{path}' holds the table of device '{other_device}' for space {other_space}; "
+                        f"--rebuild will not overwrite it with '{device}' (space {space.space_hash()}). "
+                        "Choose another --lut path.")
 
 
 def search_devices(devices: list[str], latency_ms: float, supernet: str | os.PathLike | None = None,

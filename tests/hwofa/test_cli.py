@@ -103,6 +103,18 @@ def test_corrupt_lut_is_not_overwritten(capsys, tiny_run, tmp_path):
     assert lut.read_text() == '{"format": "hwofa-lut/1", "header": {'
 
 
+def test_rebuild_never_overwrites_another_devices_lut(capsys, tiny_run, tmp_path):
+    sn = json.loads((tiny_run / "supernet.json").read_text())
+    lut = tmp_path / "lut.json"
+    text = json.dumps({"format": "hwofa-lut/1", "header": {"device": "cpu-openvino", "space": sn["space"]},
+                       "entries": {}, "calibration": None})
+    lut.write_text(text)
+    code, _, err = run_cli(capsys, "profile", "--device", "cpu-onnxruntime", "--supernet", tiny_run, "--lut", lut,
+                           "--rebuild")
+    assert_user_error(code, err, "will not overwrite")
+    assert lut.read_text() == text
+
+
 def test_run_end_to_end_then_cached(capsys, tiny_run_with_predictor, tmp_path):
     run = tiny_run_with_predictor
     code, out, err = run_cli(capsys, "profile", "--device", "cpu-onnxruntime", "--supernet", run)

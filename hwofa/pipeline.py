@@ -149,9 +149,9 @@ def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,
 
 def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable | None:
     net, _ = load_supernet(supernet_dir(supernet))
-    path = default_lut_path(load_profile(device).name, net.space)
+    name = load_profile(device).name
     try:
-        return LatencyTable.load(path, space=net.space, device=load_profile(device).name)
+        return LatencyTable.load(default_lut_path(name, net.space), space=net.space, device=name)
     except UserError:
         return None
 

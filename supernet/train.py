@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from supernet.bn import predict_logits, recalibrate_bn, top1
+from supernet.bn import check_dataset, predict_logits, recalibrate_bn, top1
 from supernet.checkpoint import load_tensors, save_supernet, save_tensors
 from supernet.data import Dataset, augment, preprocess, train_val_split
 from supernet.errors import UserError
@@ -116,6 +116,7 @@ class Trainer:
         if isinstance(meta.get("dataset"), dict) and meta["dataset"].get("name") != self.data.name:
             raise UserError(f"--resume: '{self.run}' was trained on '{meta['dataset'].get('name')}', not "
                             f"'{self.data.name}'.")
+        check_dataset(meta, self.data)
         self._optimizer_sha = prog.get("optimizer_sha256")
         phase, epoch = prog["phase"], prog["epoch"]
         self._check_resumable(meta.get("recipe") or {}, phase, epoch)

@@ -136,8 +136,8 @@ class LatencyTable:
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise UserError(f"LUT '{path}' is not a hwofa latency table (format '{FORMAT}'); it may be corrupt. "
                             "Delete it and run `hwofa profile` again.")
-        header = data.get("header")
         require_fields(data, {"header": dict}, "LUT", path)
+        header = data["header"]
         try:
             lut_space = SearchSpace.from_dict(header["space"])
         except (KeyError, TypeError) as exc:
@@ -155,7 +155,7 @@ class LatencyTable:
                            "LUT calibration fidelity", path)
         table = cls(lut_space, header, data["entries"], calibration)
         bad = [k for k, v in table.entries.items()
-               if not isinstance(v, dict) or not isinstance(v.get("p50_ms"), (int, float)) or v["p50_ms"] < 0]
+               if not isinstance(v, dict) or not isinstance(v.get("p50_ms"), NUMBER) or v["p50_ms"] < 0]
         if bad:
             raise UserError(f"LUT '{path}' has malformed entries (e.g. '{bad[0]}'); delete it and profile again.")
         if require_complete and (table.missing() or not table.calibration):

@@ -118,24 +118,26 @@ class SearchSpace:
             stages.append(tuple(BlockSpec(rng.choice(ks), rng.choice(es)) for _ in range(d)))
         return ArchSpec(rng.choice(rs), tuple(stages))
 
-    def validate(self, arch: ArchSpec) -> None:
-        """Raise UserError naming the first thing in `arch` that lies outside this space."""
+    def validate(self, arch: ArchSpec, source: str = "arch") -> None:
+        """Raise one UserError naming everything in `arch` that lies outside this space."""
+        problems = []
         if arch.resolution not in self.resolutions:
-            raise UserError(f"arch: resolution {arch.resolution} is not in the space's resolutions "
-                            f"{list(self.resolutions)}.")
+            problems.append(f"resolution {arch.resolution} is not in the space's resolutions {list(self.resolutions)}")
         if len(arch.stages) != self.num_stages:
-            raise UserError(f"arch: has {len(arch.stages)} stages but the space has {self.num_stages}.")
+            problems.append(f"it has {len(arch.stages)} stages but the space has {self.num_stages}")
         for i, stage in enumerate(arch.stages):
             if len(stage) not in self.depths:
-                raise UserError(f"arch: stage {i} has depth {len(stage)}; allowed depths are "
-                                f"{list(self.depths)}.")
+                problems.append(f"stage {i} has depth {len(stage)} (allowed depths {list(self.depths)})")
             for j, block in enumerate(stage):
                 if block.kernel_size not in self.kernel_sizes:
-                    raise UserError(f"arch: stage {i} block {j} has kernel_size {block.kernel_size}; "
-                                    f"allowed are {list(self.kernel_sizes)}.")
+                    problems.append(f"stage {i} block {j} has kernel_size {block.kernel_size} "
+                                    f"(allowed {list(self.kernel_sizes)})")
                 if block.expand_ratio not in self.expand_ratios:
-                    raise UserError(f"arch: stage {i} block {j} has expand_ratio {block.expand_ratio}; "
-                                    f"allowed are {list(self.expand_ratios)}.")
+                    problems.append(f"stage {i} block {j} has expand_ratio {block.expand_ratio} "
+                                    f"(allowed {list(self.expand_ratios)})")
+        if problems:
+            raise UserError(f"{source} lies outside the supernet's search space: {_listing(problems)}. "
+                            "`hwofa space` prints the space.")
 
 
 @dataclass(frozen=True)
@@ -161,30 +163,59 @@ class ArchSpec:
                            for s in self.stages]}
 
     @classmethod
-    def from_dict(cls, data: Any) -> ArchSpec:
-        hint = ('expected {"resolution": int, "stages": [[{"kernel_size": int, "expand_ratio": int}, '
-                '...], ...]}')
-        if not isinstance(data, dict) or set(data) != {"resolution", "stages"}:
-            raise UserError(f"arch: malformed ArchSpec; {hint}.")
-        res, stages = data["resolution"], data["stages"]
-        if not _is_int(res) or not isinstance(stages, list):
-            raise UserError(f"arch: malformed ArchSpec; {hint}.")
-        parsed = []
-        for i, stage in enumerate(stages):
-            if not isinstance(stage, list):
-                raise UserError(f"arch: stage {i} is not a list; {hint}.")
-            blocks = []
-            for j, b in enumerate(stage):
-                ok = (isinstance(b, dict) and set(b) == {"kernel_size", "expand_ratio"}
-                      and _is_int(b["kernel_size"]) and _is_int(b["expand_ratio"]))
-                if not ok:
-                    raise UserError(f"arch: stage {i} block {j} is malformed; {hint}.")
-                blocks.append(BlockSpec(b["kernel_size"], b["expand_ratio"]))
-            parsed.append(tuple(blocks))
-        return cls(res, tuple(parsed))
+    def from_dict(cls, data: Any, source: str = "arch") -> ArchSpec:
+        """Parse an ArchSpec; one UserError lists every malformed part."""
+        problems = _arch_problems(data)
+        if problems:
+            raise UserError(f"{source}: malformed ArchSpec: {_listing(problems)}; {ARCH_HINT}.")
+        return cls(data["resolution"], tuple(tuple(BlockSpec(b["kernel_size"], b["expand_ratio"]) for b in stage)
+                                             for stage in data["stages"]))
 
     def key(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+ARCH_HINT = ('expected {"resolution": int, "stages": [[{"kernel_size": int, "expand_ratio": int}, ...], ...]} '
+             "(a stage's depth is the length of its list)")
+
+
+def _arch_problems(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return [f"it is {_kind(data)}, not a JSON object"]
+    problems = [f"it lacks the field '{k}'" for k in ("resolution", "stages") if k not in data]
+    problems += [f"unknown field '{k}'" for k in sorted(set(data) - {"resolution", "stages"})]
+    if "resolution" in data and not _is_int(data["resolution"]):
+        problems.append(f"'resolution' is {_kind(data['resolution'])}, not an integer")
+    stages = data.get("stages", [])
+    if not isinstance(stages, list):
+        return problems + [f"'stages' is {_kind(stages)}, not a list of stages"]
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, list):
+            problems.append(f"stage {i} is {_kind(stage)}, not a list of blocks")
+            continue
+        for j, b in enumerate(stage):
+            where = f"stage {i} block {j}"
+            if not isinstance(b, dict):
+                problems.append(f"{where} is {_kind(b)}, not an object")
+                continue
+            problems += [f"{where} lacks '{k}'" for k in ("kernel_size", "expand_ratio") if k not in b]
+            extra = sorted(set(b) - {"kernel_size", "expand_ratio"})
+            problems += [f"{where} has the unknown field '{k}'" for k in extra]
+            problems += [f"{where} '{k}' is {_kind(b[k])}, not an integer" for k in ("kernel_size", "expand_ratio")
+                         if k in b and not _is_int(b[k])]
+    return problems
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, (dict, list, str, bool)) or x is None:
+        return {dict: "an object", list: "a list", str: f"the string {json.dumps(x)}", bool: f"the boolean {x}"}.get(
+            type(x), "null")
+    return f"the number {x!r}"
+
+
+def _listing(problems: list[str], limit: int = 6) -> str:
+    shown = problems[:limit] + ([f"and {len(problems) - limit} more"] if len(problems) > limit else [])
+    return "; ".join(shown)
 
 
 def _is_int(x: Any) -> bool:

@@ -1,6 +1,8 @@
 """Subnet -> ONNX, checks, parity on runtimes, deployment bundle."""
 
+from export.bundle import check_out_folder
 from export.checks import PARITY_TOL, Check, CheckFailed
-from export.exporter import export_subnet, load_arch
+from export.exporter import Exporter, ExportResult, commit_bundle, export_subnet, load_arch
 
-__all__ = ["PARITY_TOL", "Check", "CheckFailed", "export_subnet", "load_arch"]
+__all__ = ["PARITY_TOL", "Check", "CheckFailed", "ExportResult", "Exporter", "check_out_folder", "commit_bundle",
+           "export_subnet", "load_arch"]

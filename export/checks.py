@@ -1,40 +1,60 @@
-"""Checks an exported model must pass: ONNX checker, parity with PyTorch, test top-1."""
+"""Checks an exported model must pass: ONNX checker, parity with PyTorch, test top-1, latency.
+
+Each check says whether it is fatal: a failed fatal check means the bundle is not written; a
+failed non-fatal one (the latency budget) is recorded in model.json as `passed: false`.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 import torch
 
-from profiler import DeviceProfile, get_backend
+from profiler import DeviceProfile, Timing, get_backend
 from supernet import preprocess
 
 PARITY_TOL = 1e-4
+TOP1_TOL = 1e-3
 
 
 class CheckFailed(Exception):
-    """An exported model failed verification (internal error, exit 1)."""
+    """An exported model failed a fatal check (exit 1); nothing was written."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
+    name: str
     ok: bool
     text: str
+    fatal: bool = True
 
     def line(self) -> str:
-        return f"{'✓' if self.ok else '✗'} {self.text}"
+        note = "" if self.ok or self.fatal else " (not fatal)"
+        return f"{'✓' if self.ok else '✗'} {self.text}{note}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        return cls(str(data["name"]), bool(data["ok"]), str(data["text"]), bool(data["fatal"]))
+
+
+def fatal_failures(checks: list[Check]) -> list[Check]:
+    return [ch for ch in checks if ch.fatal and not ch.ok]
 
 
 def onnx_checker(model_bytes: bytes) -> Check:
     try:
         onnx.checker.check_model(onnx.load_from_string(model_bytes), full_check=True)
     except onnx.checker.ValidationError as exc:
-        return Check(False, f"onnx.checker: {exc}")
-    return Check(True, "onnx.checker passed")
+        return Check("onnx_checker", False, f"onnx.checker: {exc}")
+    return Check("onnx_checker", True, "onnx.checker passed")
 
 
 def batch_runner(model_bytes: bytes, profile: DeviceProfile, batch: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -59,16 +79,20 @@ def reference_profile() -> DeviceProfile:
     return DeviceProfile(name="onnxruntime-check", backend="onnxruntime", threads=os.cpu_count() or 1)
 
 
-def parity(model: torch.nn.Module, model_bytes: bytes, profile: DeviceProfile, batch: int,
-           x: torch.Tensor) -> tuple[float, Check]:
-    """Max abs difference of logits between PyTorch and `profile`'s runtime on inputs `x`."""
+def torch_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        ref = model.eval()(x).numpy()
-    got = batch_runner(model_bytes, profile, batch)(x.numpy())
-    diff = float(np.abs(ref - got).max())
+        return model.eval()(torch.from_numpy(x)).numpy()
+
+
+def parity(ref: np.ndarray, model_bytes: bytes, profile: DeviceProfile, batch: int,
+           x: np.ndarray) -> tuple[float, Check]:
+    """Max abs difference between PyTorch's logits `ref` and `profile`'s runtime on inputs `x`."""
+    got = batch_runner(model_bytes, profile, batch)(x)
+    diff = float(np.abs(ref[:len(x)] - got).max())
     ok = diff <= PARITY_TOL
-    return diff, Check(ok, f"parity on {profile.backend}: max abs diff {diff:.1e} {'<=' if ok else '>'} "
-                           f"{PARITY_TOL:.0e} ({len(x)} test images)")
+    return diff, Check(f"parity_{profile.backend}", ok,
+                       f"parity on {profile.backend}: max abs diff {diff:.1e} {'<=' if ok else '>'} "
+                       f"{PARITY_TOL:.0e} ({len(x)} test images)")
 
 
 def test_top1(model: torch.nn.Module, model_bytes: bytes, images: torch.Tensor, labels: torch.Tensor,
@@ -83,3 +107,16 @@ def test_top1(model: torch.nn.Module, model_bytes: bytes, images: torch.Tensor, 
             torch_correct += int((model(x.contiguous(memory_format=torch.channels_last)).argmax(1).numpy() == y).sum())
         onnx_correct += int((run(x.numpy()).argmax(1) == y).sum())
     return torch_correct / len(images), onnx_correct / len(images)
+
+
+def top1_check(top1_torch: float, top1_onnx: float, images: int) -> Check:
+    ok = abs(top1_torch - top1_onnx) <= TOP1_TOL
+    return Check("top1_agreement", ok, f"test top-1: torch {top1_torch:.4f}, onnx {top1_onnx:.4f} ({images} images)"
+                 + ("" if ok else f"; differ by more than {TOP1_TOL}"))
+
+
+def latency_check(device: str, timing: Timing, budget_ms: float) -> Check:
+    """Not fatal: a bundle over budget is still the closest found; model.json says passed: false."""
+    ok = timing.p50_ms <= budget_ms
+    return Check("latency_budget", ok, f"latency on {device}: p50 {timing.p50_ms:.3f} ms {'<=' if ok else '>'} "
+                 f"budget {budget_ms:.3f} ms (p90 {timing.p90_ms:.3f} ms)", fatal=False)

@@ -1,103 +1,171 @@
-"""Subnet -> verified ONNX deployment bundle: model.onnx + model.json (+ pareto.png).
+"""Subnet -> verified ONNX deployment bundle: model.onnx + model.json (+ pareto.png, search.json).
 
 Extract the subnet, recalibrate its BN, export ONNX (dynamic batch), then the checklist:
-onnx.checker, parity with PyTorch on real test images, top-1 on the whole test set for
-both, and latency re-measured on the device's runtime with the profiler's timing routine.
+onnx.checker, parity with PyTorch on real test images, top-1 on the whole test set for both
+(cached by content, export/_verify_cache.py), parity on the device's runtime, and latency
+re-measured on the device with the profiler's timing routine (never cached). The bundle is
+built in a side folder and swapped into --out only when every fatal check passed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from export.checks import Check, CheckFailed, onnx_checker, parity, reference_profile, test_top1
-from profiler import OPSET, DeviceProfile, get_backend, load_profile, measure_stable, to_onnx
+from export import _verify_cache as cache
+from export.bundle import StagedBundle, check_out_folder
+from export.checks import Check, CheckFailed, fatal_failures, latency_check, parity
+from export.report import bundle_report
+from export.verify import Verification, verify
+from profiler import DeviceProfile, Timing, get_backend, load_profile, measure_stable, to_onnx
 from supernet import (
     ArchSpec,
+    Dataset,
     UserError,
     atomic_write_bytes,
     atomic_write_json,
     calibrated_subnet,
+    json_type,
     load_dataset,
     load_supernet,
     preprocess,
 )
 
 log = logging.getLogger(__name__)
-PARITY_IMAGES = 256
+
+
+@dataclass
+class Candidate:
+    """One subnet exported to ONNX for a device; verified already when the cache held it."""
+
+    arch: ArchSpec
+    model_bytes: bytes
+    sample: np.ndarray  # one preprocessed test image: the latency input
+    key: str
+    key_inputs: dict[str, Any]
+    verification: Verification | None = None
+    model: torch.nn.Module | None = None  # None on a cache hit: nothing needs PyTorch then
+
+
+@dataclass
+class ExportResult:
+    report: dict[str, Any]
+    checks: list[Check]
+    timing: Timing
+    verification: Verification
+    written: bool = False
+    out: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["passed"])
+
+
+class Exporter:
+    """Exports subnets of one supernet for one device; the supernet and dataset are loaded once."""
+
+    def __init__(self, device: str | DeviceProfile, supernet_run: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None) -> None:
+        self.profile = device if isinstance(device, DeviceProfile) else load_profile(device)
+        self.backend = get_backend(self.profile.backend)
+        self.net, self.meta = load_supernet(supernet_run)
+        self.data_dir = data_dir
+        self._data: Dataset | None = None
+
+    @property
+    def data(self) -> Dataset:
+        if self._data is None:
+            self._data = load_dataset(self.meta["dataset"]["name"], self.data_dir)
+        return self._data
+
+    def candidate(self, arch: ArchSpec) -> Candidate:
+        """The arch's ONNX model: from the verification cache, else calibrated and exported now."""
+        self.net.space.validate(arch)
+        inputs = cache.key_inputs(self.meta, arch, self.meta["dataset"].get("sha256") or self.data.fingerprint())
+        key = cache.key_of(inputs)
+        hit = cache.load(key, inputs)
+        if hit is not None:
+            log.info("verification of %s cached under %s", arch.key(), key[:12])
+            return Candidate(arch, hit.model_bytes, hit.sample, key, inputs, verification=hit)
+        ds, r = self.meta["dataset"], arch.resolution
+        model = calibrated_subnet(self.net, self.meta, self.data, arch)
+        model_bytes = to_onnx(model, (1, self.net.space.in_channels, r, r), dynamic_batch=True)
+        sample = preprocess(self.data.test_x[:1], r, ds["mean"], ds["std"]).numpy()
+        return Candidate(arch, model_bytes, sample, key, inputs, model=model)
+
+    def measure(self, cand: Candidate) -> Timing:
+        """Latency on the device's runtime, measured every time (never cached)."""
+        runner = self.backend.load(cand.model_bytes, self.profile)
+        x = np.ascontiguousarray(np.repeat(cand.sample, self.profile.batch_size, axis=0))
+        return measure_stable(lambda: runner(x), self.profile.timing)
+
+    def verify(self, cand: Candidate) -> Verification:
+        if cand.verification is None:
+            ds = self.meta["dataset"]
+            assert cand.model is not None
+            v = verify(cand.model, cand.model_bytes, self.data, cand.arch.resolution, ds["mean"], ds["std"], cand.key)
+            if not fatal_failures(list(v.checks)):
+                cache.store(v, cand.key_inputs)
+            cand.verification = v
+        return cand.verification
+
+    def finish(self, cand: Candidate, timing: Timing, budget_ms: float | None = None,
+               predicted: dict[str, Any] | None = None) -> ExportResult:
+        """The full checklist and model.json content; raises CheckFailed when a fatal check fails."""
+        v = self.verify(cand)
+        checks = list(v.checks)
+        device_diff = None
+        if self.profile.backend != "onnxruntime":  # the device's own runtime, on the stored parity inputs
+            device_diff, check = parity(v.parity_ref[:64], v.model_bytes, self.profile, self.profile.batch_size,
+                                        v.parity_x[:64])
+            checks.append(check)
+        if budget_ms is not None:
+            checks.append(latency_check(self.profile.name, timing, budget_ms))
+        failed = fatal_failures(checks)
+        if failed:
+            raise CheckFailed("export verification failed: " + "; ".join(ch.text for ch in failed)
+                              + ". Nothing was written.")
+        report = bundle_report(self, cand.arch, v, timing, checks, budget_ms, predicted, device_diff)
+        return ExportResult(report, checks, timing, v)
+
+    def write(self, folder: Path, res: ExportResult, pareto: list[dict[str, Any]] | None = None) -> None:
+        atomic_write_bytes(folder / "model.onnx", res.verification.model_bytes)
+        atomic_write_json(folder / "model.json", res.report)
+        if pareto:
+            from export.plot import pareto_png
+
+            acc = res.report["accuracy"]
+            pareto_png(folder / "pareto.png", pareto, ArchSpec.from_dict(res.report["arch"]), res.timing.p50_ms,
+                       acc["top1_torch"], res.report["latency_ms"]["budget"], self.profile.name)
 
 
 def export_subnet(arch: ArchSpec, device: str | DeviceProfile, out: str | os.PathLike,
                   supernet_run: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                   budget_ms: float | None = None, predicted: dict[str, Any] | None = None,
-                  pareto: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[Check]]:
-    """Write the bundle for `arch` into `out`; returns (model.json content, checklist)."""
-    profile = device if isinstance(device, DeviceProfile) else load_profile(device)
-    backend = get_backend(profile.backend)
-    net, meta = load_supernet(supernet_run)
-    net.space.validate(arch)
-    ds = meta["dataset"]
-    data = load_dataset(ds["name"], data_dir)
-    model = calibrated_subnet(net, meta, data, arch)
-    r, c = arch.resolution, net.space.in_channels
-    model_bytes = to_onnx(model, (1, c, r, r), dynamic_batch=True)
-    checks = [onnx_checker(model_bytes)]
-    x = preprocess(data.test_x[:PARITY_IMAGES], r, ds["mean"], ds["std"])
-    diff, check = parity(model, model_bytes, reference_profile(), 64, x)
-    checks.append(check)
-    device_parity = None
-    if profile.backend != "onnxruntime":
-        device_parity, check = parity(model, model_bytes, profile, profile.batch_size, x[:64])
-        checks.append(check)
-    top1_torch, top1_onnx = test_top1(model, model_bytes, data.test_x, data.test_y, r, ds["mean"], ds["std"])
-    checks.append(Check(abs(top1_torch - top1_onnx) <= 1e-3,
-                        f"test top-1: torch {top1_torch:.4f}, onnx {top1_onnx:.4f} ({len(data.test_y)} images)"))
-    runner = backend.load(model_bytes, profile)
-    sample = np.ascontiguousarray(x[:1].repeat(profile.batch_size, 1, 1, 1).numpy())
-    timing = measure_stable(lambda: runner(sample), profile.timing)
-    if budget_ms is not None:
-        checks.append(Check(timing.p50_ms <= budget_ms, f"latency on {profile.name}: p50 {timing.p50_ms:.3f} ms "
-                                                        f"{'<=' if timing.p50_ms <= budget_ms else '>'} budget "
-                                                        f"{budget_ms:.3f} ms (p90 {timing.p90_ms:.3f} ms)"))
-    report = {
-        "device": profile.name, "arch": arch.to_dict(),
-        "latency_ms": {"budget": budget_ms, "predicted": (predicted or {}).get("latency_ms"),
-                       "predicted_error": (predicted or {}).get("latency_error"),
-                       "measured_p50": timing.p50_ms, "measured_p90": timing.p90_ms, "measured_cv": timing.cv,
-                       "measured_runs": timing.n},
-        "accuracy": {"top1_torch": top1_torch, "top1_onnx": top1_onnx, "dataset": ds["name"], "split": "test",
-                     "images": len(data.test_y), "predicted_val_top1": (predicted or {}).get("top1"),
-                     "predicted_error": (predicted or {}).get("top1_error")},
-        "parity": {"max_abs_diff": diff, "runtime": "onnxruntime", "images": PARITY_IMAGES,
-                   **({"device_runtime_max_abs_diff": device_parity} if device_parity is not None else {})},
-        "runtime": {"name": profile.backend, "version": backend.version(), "threads": profile.threads,
-                    "batch_size": profile.batch_size, "precision": profile.precision},
-        "preprocess": {"resolution": r, "resize": "bilinear", "antialias": True, "align_corners": False,
-                       "scale": 1 / 255, "mean": ds["mean"], "std": ds["std"],
-                       "order": ["scale", "resize", "subtract mean", "divide by std"]},
-        "onnx": {"opset": OPSET, "path": "model.onnx", "input_shape": [profile.batch_size, c, r, r],
-                 "input_name": "input", "output_name": "logits", "dynamic_batch": True},
-        "classes": ds.get("classes"),
-        "supernet": {"weights_sha256": meta["weights_sha256"], "space_hash": net.space.space_hash()},
-        "checks": [ch.line() for ch in checks],
-    }
-    failed = [ch for ch in checks if not ch.ok and not ch.text.startswith("latency")]
-    if failed:
-        raise CheckFailed("export verification failed: " + "; ".join(ch.text for ch in failed))
-    out = Path(out)
-    atomic_write_bytes(out / "model.onnx", model_bytes)
-    atomic_write_json(out / "model.json", report)
-    if pareto:
-        from export.plot import pareto_png
+                  pareto: list[dict[str, Any]] | None = None) -> ExportResult:
+    """Export `arch` for `device` and swap the verified bundle into `out` (see export/bundle.py)."""
+    out_path = check_out_folder(out)
+    ex = Exporter(device, supernet_run, data_dir)
+    cand = ex.candidate(arch)
+    res = ex.finish(cand, ex.measure(cand), budget_ms, predicted)
+    return commit_bundle(ex, res, out_path, pareto)
 
-        pareto_png(out / "pareto.png", pareto, arch, timing.p50_ms, top1_torch, budget_ms, profile.name)
-    else:  # no search behind this export: an earlier bundle's plot would describe another model
-        (out / "pareto.png").unlink(missing_ok=True)
-    return report, checks
+
+def commit_bundle(ex: Exporter, res: ExportResult, out: Path, pareto: list[dict[str, Any]] | None = None,
+                  extra_files: dict[str, Any] | None = None) -> ExportResult:
+    """Write the bundle (plus `extra_files`: name -> JSON) on the side and swap it into `out`."""
+    with StagedBundle(out) as staged:
+        ex.write(staged.dir, res, pareto)
+        for name, obj in (extra_files or {}).items():
+            atomic_write_json(staged.dir / name, obj)
+        res.written, res.out = staged.commit(res.passed), out
+    return res
 
 
 def load_arch(path: str | os.PathLike) -> ArchSpec:
@@ -105,7 +173,8 @@ def load_arch(path: str | os.PathLike) -> ArchSpec:
 
     data = read_json(path, "arch")
     if isinstance(data, dict) and "arch" in data and "stages" not in data:
-        data = data["arch"]
+        data = data["arch"]  # a model.json or a search entry: its "arch" field
     if not isinstance(data, dict):
-        raise UserError(f"arch: '{path}' must hold an ArchSpec JSON object.")
-    return ArchSpec.from_dict(data)
+        raise UserError(f"arch: '{path}' holds {json_type(data)}, not an ArchSpec JSON object such as "
+                        '{"resolution": 28, "stages": [[{"kernel_size": 3, "expand_ratio": 4}, ...], ...]}.')
+    return ArchSpec.from_dict(data, source=f"arch '{path}'")

@@ -29,6 +29,36 @@ def _budget(text: str) -> float:
     return value
 
 
+class _Once(argparse.Action):
+    """Store a single-valued option; a repeat is remembered and refused by `check_repeats` (argparse
+    would silently keep the last value)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        seen = getattr(ns, "once_seen", None) or set()
+        if self.dest in seen:
+            ns.repeated = [*(getattr(ns, "repeated", None) or []), (option_string, getattr(ns, self.dest), values)]
+        ns.once_seen = seen | {self.dest}
+        setattr(ns, self.dest, values)
+
+
+def check_repeats(args: argparse.Namespace) -> None:
+    """One paragraph for an option given twice, and for a --device D=MS this version cannot read yet."""
+    for option, first, second in getattr(args, "repeated", None) or []:
+        if option == "--latency-ms":
+            raise UserError(f"--latency-ms is given twice ({first:g} and {second:g}); it is the one budget of every "
+                            "device. Per-device budgets will be written --device D=MS (planned; not built yet).")
+        if option == "--device":
+            raise UserError(f"--device is given twice ('{first}' and '{second}'); `hwofa {args.command}` handles one "
+                            "device (`hwofa search` takes several).")
+        raise UserError(f"{option} is given twice ('{first}' and '{second}'); give it once.")
+    devices = args.device if isinstance(getattr(args, "device", None), list) else [getattr(args, "device", None)]
+    for d in devices:
+        if isinstance(d, str) and "=" in d and args.command != "profile":
+            raise UserError(f"--device '{d}': per-device budgets (--device D=MS) are planned but not built yet; "
+                            f"give --device {d.split('=')[0]} and the budget with --latency-ms.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwofa", description="Hardware-aware once-for-all: profile a device, "
                                 "search a subnet under a latency budget, export verified ONNX.")
@@ -37,24 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="list device profiles and whether they run on this machine")
     sp = sub.add_parser("space", help="print the SearchSpace JSON")
-    sp.add_argument("--supernet", metavar="RUN", help="supernet run folder (default: the shipped one)")
+    sp.add_argument("--supernet", action=_Once, metavar="RUN", help="supernet run folder (default: the shipped one)")
 
     tr = sub.add_parser("train", help="train a supernet with progressive shrinking")
     g = tr.add_argument_group("data")
-    g.add_argument("--dataset", required=True, choices=["fashion-mnist", "cifar10", "imagefolder"])
-    g.add_argument("--data-dir", metavar="D")
+    g.add_argument("--dataset", action=_Once, required=True, choices=["fashion-mnist", "cifar10", "imagefolder"])
+    g.add_argument("--data-dir", action=_Once, metavar="D")
     g = tr.add_argument_group("run")
-    g.add_argument("--recipe", metavar="YAML", help="training recipe (default: the shipped supernet's)")
-    g.add_argument("--out", required=True, metavar="RUN")
+    g.add_argument("--recipe", action=_Once, metavar="YAML", help="training recipe (default: the shipped supernet's)")
+    g.add_argument("--out", action=_Once, required=True, metavar="RUN")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    g.add_argument("--torch-device", default="cpu", metavar="DEV",
+    g.add_argument("--torch-device", action=_Once, default="cpu", metavar="DEV",
                    help="where to train: cpu (default) or cuda[:N]")
 
     pr = sub.add_parser("predictor", help="build the accuracy predictor of a supernet")
-    pr.add_argument("--supernet", required=True, metavar="RUN")
-    pr.add_argument("--subnets", type=int, default=500, help="random subnets to evaluate (default 500)")
-    pr.add_argument("--data-dir", metavar="D")
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--supernet", action=_Once, required=True, metavar="RUN")
+    pr.add_argument("--subnets", action=_Once, type=int, default=500, help="random subnets to evaluate (default 500)")
+    pr.add_argument("--data-dir", action=_Once, metavar="D")
+    pr.add_argument("--seed", action=_Once, type=int, default=0)
 
     pf = sub.add_parser("profile", help="measure a device's latency lookup table (cached, resumable)")
     pf.add_argument("--device", required=True, metavar="D")
@@ -64,27 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     se = sub.add_parser("search", help="evolutionary search under a latency budget")
     se.add_argument("--device", required=True, action="append", metavar="D", help="repeat for several devices")
-    se.add_argument("--latency-ms", required=True, type=_budget, metavar="X")
-    se.add_argument("--supernet", metavar="RUN")
-    se.add_argument("--out", required=True, metavar="search.json")
-    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--latency-ms", action=_Once, required=True, type=_budget, metavar="X")
+    se.add_argument("--supernet", action=_Once, metavar="RUN")
+    se.add_argument("--out", action=_Once, required=True, metavar="search.json")
+    se.add_argument("--seed", action=_Once, type=int, default=0)
 
     ex = sub.add_parser("export", help="export a subnet to verified ONNX")
     src = ex.add_mutually_exclusive_group(required=True)
-    src.add_argument("--search", metavar="search.json")
-    src.add_argument("--arch", metavar="arch.json")
-    ex.add_argument("--device", required=True, metavar="D")
-    ex.add_argument("--out", required=True, metavar="DIR")
-    ex.add_argument("--supernet", metavar="RUN")
-    ex.add_argument("--data-dir", metavar="D")
+    src.add_argument("--search", action=_Once, metavar="search.json")
+    src.add_argument("--arch", action=_Once, metavar="arch.json")
+    ex.add_argument("--device", action=_Once, required=True, metavar="D")
+    ex.add_argument("--out", action=_Once, required=True, metavar="DIR")
+    ex.add_argument("--supernet", action=_Once, metavar="RUN")
+    ex.add_argument("--data-dir", action=_Once, metavar="D")
 
     rn = sub.add_parser("run", help="profile (cached) + search + export on the shipped supernet")
-    rn.add_argument("--device", required=True, metavar="D")
-    rn.add_argument("--latency-ms", required=True, type=_budget, metavar="X")
-    rn.add_argument("--out", required=True, metavar="DIR")
-    rn.add_argument("--seed", type=int, default=0)
-    rn.add_argument("--data-dir", metavar="D")
-    rn.add_argument("--supernet", metavar="RUN", help="another supernet run folder (default: the shipped one)")
+    rn.add_argument("--device", action=_Once, required=True, metavar="D")
+    rn.add_argument("--latency-ms", action=_Once, required=True, type=_budget, metavar="X")
+    rn.add_argument("--out", action=_Once, required=True, metavar="DIR")
+    rn.add_argument("--seed", action=_Once, type=int, default=0)
+    rn.add_argument("--data-dir", action=_Once, metavar="D")
+    rn.add_argument("--supernet", action=_Once, metavar="RUN",
+                    help="another supernet run folder (default: the shipped one)")
     return p
 
 
@@ -92,13 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from export import CheckFailed
     from hwofa import commands
 
     try:
+        check_repeats(args)
         return getattr(commands, f"cmd_{args.command}")(args)
     except UserError as exc:
         print(f"hwofa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except CheckFailed as exc:
+        print(f"hwofa {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"hwofa {args.command}: interrupted; finished work is saved (rerun to resume).", file=sys.stderr)
         return 130

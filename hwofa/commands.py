@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from hwofa import pipeline
 from hwofa.cli import echo, elapsed
 from profiler import BACKENDS, get_backend, list_profiles, load_profile
-from supernet import UserError, load_supernet
+from supernet import UserError, check_readable_file, load_supernet, probe_writable
 
-
-def check_out(path: str, folder: bool) -> None:
-    """Refuse an unusable --out before any slow work."""
-    p = Path(path)
-    if folder and p.exists() and not p.is_dir():
-        raise UserError(f"--out '{p}' is a file; the bundle needs a folder. Choose another --out.")
-    if not folder and p.is_dir():
-        raise UserError(f"--out '{p}' is a folder; give a file name such as {p / 'search.json'}.")
+MIN_PREDICTOR_SUBNETS = 10
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -45,6 +39,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from supernet import load_dataset, load_recipe
     from supernet.train import Trainer
 
+    if args.recipe is not None:
+        check_readable_file(args.recipe, "recipe")
+    check_data_dir(args.data_dir)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out '{args.out}' is a file; a supernet run needs a folder. Choose another --out.")
+    probe_writable(Path(args.out) / "supernet.json", "--out")
     recipe = load_recipe(args.recipe)
     data = load_dataset(args.dataset, args.data_dir)
     t0 = time.time()
@@ -58,7 +58,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predictor(args: argparse.Namespace) -> int:
     from evolve import build_predictor
 
-    report = build_predictor(args.supernet, n_subnets=args.subnets, seed=args.seed, data_dir=args.data_dir)
+    if args.subnets < MIN_PREDICTOR_SUBNETS:
+        raise UserError(f"--subnets {args.subnets} is too few: the predictor holds out a fifth of them to measure its "
+                        f"error; use at least {MIN_PREDICTOR_SUBNETS} (default 500).")
+    run = pipeline.supernet_dir(args.supernet)
+    check_data_dir(args.data_dir)
+    load_supernet(run)  # a bad run folder is refused before any subnet is measured
+    probe_writable(run / "accuracy_predictor.json", "--supernet")  # the predictor is written beside the supernet
+    report = build_predictor(run, n_subnets=args.subnets, seed=args.seed, data_dir=args.data_dir)
     echo(report)
     return 0
 
@@ -76,50 +83,96 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.time()
-    check_out(args.out, folder=False)
+    check_out_file(args.out)
     result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed)
     pipeline.write_search(args.out, result)
     for device, r in result["devices"].items():
         echo(f"{device}: predicted {r['predicted_latency_ms']:.3f} ms (LUT mean abs error "
              f"{r['latency_error']['mean_abs_pct_error']:.1f} %), predicted val top-1 {r['predicted_top1']:.4f} "
              f"(predictor RMSE {r['top1_error'].get('rmse', float('nan')):.4f}); {len(r['pareto'])} Pareto points")
+        note = unconstrained_note(args.latency_ms, r)
+        if note:
+            echo(f"  {note}")
     echo(f"✓ wrote {args.out} ({elapsed(t0)})")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from export import load_arch
+    from export import check_out_folder, load_arch
 
     load_profile(args.device)  # an unknown device names close ones before any file is read
-    check_out(args.out, folder=True)
+    check_out_folder(args.out)
+    check_data_dir(args.data_dir)
     if args.search:
         entry = pipeline.read_search(args.search, args.device, args.supernet)
-        report, checks = pipeline.export(args.device, args.out, search_entry=entry, supernet=args.supernet,
-                                         data_dir=args.data_dir)
+        res = pipeline.export(args.device, args.out, search_entry=entry, supernet=args.supernet,
+                              data_dir=args.data_dir)
     else:
-        report, checks = pipeline.export(args.device, args.out, arch=load_arch(args.arch), supernet=args.supernet,
-                                         data_dir=args.data_dir)
-    echo("\n".join(c.line() for c in checks))
-    echo(f"wrote {Path(args.out) / 'model.onnx'} and model.json")
-    return 0 if all(c.ok for c in checks) else 1
+        res = pipeline.export(args.device, args.out, arch=load_arch(args.arch), supernet=args.supernet,
+                              data_dir=args.data_dir)
+    echo("\n".join(c.line() for c in res.checks))
+    echo(verification_line(res.report))
+    if not res.written:
+        echo(f"✗ not written: '{args.out}' holds a bundle that passed its checks and this one did not "
+             "(model.json 'passed': false); the old bundle was left as it was.")
+        return 1
+    echo(f"wrote {Path(args.out) / 'model.onnx'} and model.json ({'passed' if res.passed else 'NOT passed'})")
+    return 0 if res.passed else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.time()
-    check_out(args.out, folder=True)
     res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
                        supernet=args.supernet)
     rep, checks = res["report"], res["checks"]
     lat, acc = rep["latency_ms"], rep["accuracy"]
     echo("\n".join(c.line() for c in checks))
+    echo(verification_line(rep))
     echo(f"device {rep['device']} · budget {lat['budget']} ms · measured p50 {lat['measured_p50']:.3f} ms "
          f"(predicted {lat['predicted']:.3f} ms) · test top-1 {acc['top1_onnx']:.4f} "
          f"(predicted val {acc['predicted_val_top1']:.4f})")
+    note = unconstrained_note(args.latency_ms, res["search"]["devices"][rep["device"]])
+    if note:
+        echo(note)
     t = rep["timing_s"]
-    echo(f"LUT {'built' if t['lut_built'] else 'cached'} in {t['profile']} s · total {elapsed(t0)} · "
-         f"bundle in {args.out}/ (model.onnx, model.json, pareto.png, search.json)")
-    if not all(c.ok for c in checks):
+    where = f"bundle in {args.out}/ (model.onnx, model.json, pareto.png, search.json)" if res["written"] else \
+        f"nothing written: {args.out}/ keeps its earlier bundle, which passed its checks"
+    echo(f"LUT {'built' if t['lut_built'] else 'cached'} in {t['profile']} s · total {elapsed(t0)} · {where}")
+    if not rep["passed"]:
+        kept = (f"the bundle in {args.out} is the closest found (model.json 'passed': false)" if res["written"] else
+                f"{args.out} already held a bundle that passed its checks, so it was left as it was and nothing "
+                "was written")
         raise UserError(f"no subnet measured within {lat['budget']} ms after {len(rep['attempts'])} attempts "
-                        f"(last measured p50 {lat['measured_p50']:.3f} ms); the bundle in {args.out} is the "
-                        "closest found. Raise --latency-ms a little.")
+                        f"(last measured p50 {lat['measured_p50']:.3f} ms); {kept}. Raise --latency-ms a little.")
     return 0
+
+
+def check_out_file(path: str) -> None:
+    """Refuse an unusable file --out (search.json) before any slow work."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--out '{p}' is a folder; give a file name such as {p / 'search.json'}.")
+    probe_writable(p, "--out")
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    if data_dir is not None and not Path(data_dir).is_dir():
+        what = "is a file" if Path(data_dir).exists() else "does not exist"
+        raise UserError(f"--data-dir '{data_dir}' {what}; give the folder that holds the dataset's files.")
+
+
+def unconstrained_note(budget_ms: float, entry: dict[str, Any]) -> str:
+    """Say so when the budget constrains nothing (e.g. --latency-ms 1e9)."""
+    largest = entry.get("largest_predicted_latency_ms")
+    if largest is None or budget_ms < largest:
+        return ""
+    chosen = "so the largest subnet was chosen" if entry.get("chosen_is_largest") else \
+        "so the budget did not constrain the choice: the subnet with the best predicted accuracy was chosen"
+    return (f"note: the budget {budget_ms:g} ms is above the largest subnet's predicted latency "
+            f"({largest:.3f} ms), {chosen}.")
+
+
+def verification_line(report: dict[str, Any]) -> str:
+    v = report["verification"]
+    how = "reused from the cache" if v["cached"] else "computed and cached"
+    return f"  verification {how} (key {v['key'][:12]}…); latency measured now"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve import load_predictor, search
-from export import export_subnet
+from export import Exporter, ExportResult, check_out_folder, commit_bundle, export_subnet
 from profiler import LatencyTable, build_lut, default_lut_path, get_backend, load_profile, stale_reason
 from supernet import (
     NUMBER,
@@ -21,6 +21,7 @@ from supernet import (
     SearchSpace,
     UserError,
     atomic_write_json,
+    json_type,
     load_supernet,
     read_json,
     require_fields,
@@ -33,7 +34,20 @@ MAX_EXPORT_ATTEMPTS = 3
 
 
 def supernet_dir(run: str | os.PathLike | None) -> Path:
-    return Path(run) if run is not None else SHIPPED_RUN
+    """The supernet run folder (default: the shipped one), refused clearly when it is not one."""
+    if run is None:
+        return SHIPPED_RUN
+    path = Path(run)
+    if path.is_file():
+        hint = f" (here: '{path.parent}')" if path.name == "supernet.json" else ""
+        raise UserError(f"--supernet '{run}' is a file; give the run folder that holds supernet.json and "
+                        f"supernet.safetensors{hint}.")
+    if not path.exists():
+        raise UserError(f"--supernet '{run}' does not exist; give a run folder written by `hwofa train --out RUN`.")
+    if not (path / "supernet.json").exists():
+        raise UserError(f"--supernet '{run}' is not a supernet run folder: it holds no supernet.json "
+                        "(`hwofa train --out RUN` writes one).")
+    return path
 
 
 def check_budget(latency_ms: float) -> None:
@@ -99,7 +113,9 @@ def search_devices(devices: list[str], latency_ms: float, supernet: str | os.Pat
             **res.to_dict(), "lut": {"path": str(path), "sha256": sha256_file(path)},
             "latency_error": {k: fid[k] for k in ("within_10pct", "mean_abs_pct_error", "max_abs_pct_error",
                                                   "spearman", "n", "method")},
-            "top1_error": predictor.report_summary()}
+            "top1_error": predictor.report_summary(),
+            "largest_predicted_latency_ms": table.predict(net.space.largest()),
+            "chosen_is_largest": res.arch == net.space.largest()}
     return result
 
 
@@ -110,8 +126,13 @@ def write_search(path: str | os.PathLike, result: dict[str, Any]) -> None:
 def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLike | None = None) -> dict[str, Any]:
     """The device's entry of a search.json, checked against the supernet it claims to come from."""
     data = read_json(path, "search")
-    if not isinstance(data, dict) or data.get("format") != SEARCH_FORMAT:
-        raise UserError(f"search: '{path}' is not a hwofa search result (format '{SEARCH_FORMAT}').")
+    if not isinstance(data, dict):
+        raise UserError(f"search: '{path}' holds {json_type(data)}, not a hwofa search result (a JSON object "
+                        f"with format '{SEARCH_FORMAT}', written by `hwofa search` or `hwofa run`).")
+    if data.get("format") != SEARCH_FORMAT:
+        found = f"its format is {json.dumps(data['format'])}" if "format" in data else "it has no 'format' field"
+        raise UserError(f"search: '{path}' is not a hwofa search result: {found}, expected '{SEARCH_FORMAT}'. "
+                        "Pass a search.json written by `hwofa search` or `hwofa run`.")
     require_fields(data, {"inputs": dict, "devices": dict, "budget_ms": NUMBER}, "search", path)
     if device not in data["devices"]:
         raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
@@ -120,31 +141,32 @@ def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLik
     if data["inputs"].get("supernet_sha256") != meta["weights_sha256"] or \
             data["inputs"].get("space_hash") != SearchSpace.from_dict(meta["space"]).space_hash():
         raise UserError(f"search: '{path}' was made with another supernet (sha256 "
-                        f"{data['inputs'].get('supernet_sha256', '?')[:12]}…); pass the matching --supernet.")
+                        f"{str(data['inputs'].get('supernet_sha256', '?'))[:12]}…); pass the matching --supernet.")
     entry = data["devices"][device]
     require_fields(entry, {"arch": dict, "predicted_latency_ms": NUMBER, "predicted_top1": NUMBER},
                    f"search (device '{device}')", path)
-    return {**entry, "budget_ms": data["budget_ms"], "arch": ArchSpec.from_dict(entry["arch"])}
+    arch = ArchSpec.from_dict(entry["arch"], source=f"search '{path}' (device '{device}')")
+    return {**entry, "budget_ms": data["budget_ms"], "arch": arch}
 
 
 def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,
            search_entry: dict[str, Any] | None = None, supernet: str | os.PathLike | None = None,
-           data_dir: str | os.PathLike | None = None) -> tuple[dict[str, Any], list[Any]]:
-    """Export an arch (given, or chosen by a search) with the full verification checklist."""
+           data_dir: str | os.PathLike | None = None) -> ExportResult:
+    """Export an arch (given, or chosen by a search) with the full verification checklist; the
+    bundle replaces --out only when it passes (see export/bundle.py)."""
     if search_entry is not None:
         arch = search_entry["arch"]
-        predicted = {"latency_ms": search_entry["predicted_latency_ms"], "top1": search_entry["predicted_top1"],
-                     "latency_error": search_entry.get("latency_error"), "top1_error": search_entry.get("top1_error")}
-        return export_subnet(arch, device, out, supernet, data_dir, search_entry["budget_ms"], predicted,
-                             search_entry.get("pareto"))
+        check_arch(arch, supernet, "the searched arch")
+        return export_subnet(arch, device, out, supernet_dir(supernet), data_dir, search_entry["budget_ms"],
+                             _predicted(search_entry), search_entry.get("pareto"))
     if arch is None:
         raise UserError("export needs --search or --arch.")
+    check_arch(arch, supernet)
     table = _cached_lut(device, supernet)
     predicted = None
     if table is not None:
-        fid = table.calibration["fidelity"]
-        predicted = {"latency_ms": table.predict(arch), "latency_error": fid}
-    return export_subnet(arch, device, out, supernet, data_dir, None, predicted)
+        predicted = {"latency_ms": table.predict(arch), "latency_error": table.calibration["fidelity"]}
+    return export_subnet(arch, device, out, supernet_dir(supernet), data_dir, None, predicted)
 
 
 def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable | None:
@@ -158,34 +180,47 @@ def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable
 
 def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, progress: bool = True,
         data_dir: str | os.PathLike | None = None, supernet: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Profile (cached) + search + export on the shipped supernet; re-searches with a tighter
-    internal budget when the measured latency misses the budget (at most 3 attempts)."""
+    """Profile (cached) + search + export; re-searches with a tighter internal budget when the measured
+    latency misses the budget (at most 3 attempts). Only the last attempt is verified; the bundle and
+    its search.json are swapped into --out together."""
     check_budget(latency_ms)
     load_profile(device)
+    out_path = check_out_folder(out)
     t0 = time.time()
-    out = Path(out)
     table, _, built = profile(device, supernet, progress=progress)
     floor = table.min_latency()[0]  # the search refuses budgets below this: never retry under it
     t_profile = time.time() - t0
+    ex = Exporter(device, supernet_dir(supernet), data_dir)
     target, attempts = latency_ms, []
-    for _ in range(MAX_EXPORT_ATTEMPTS):
+    for attempt in range(MAX_EXPORT_ATTEMPTS):
         ts = time.time()
         result = search_devices([device], target, supernet, seed, progress=progress)
         t_search = time.time() - ts
-        entry = {**result["devices"][device], "budget_ms": latency_ms, "arch": None}
-        entry["arch"] = ArchSpec.from_dict(result["devices"][device]["arch"])
-        report, checks = export(device, out, search_entry=entry, supernet=supernet, data_dir=data_dir)
-        measured = report["latency_ms"]["measured_p50"]
+        entry = result["devices"][device]
+        cand = ex.candidate(ArchSpec.from_dict(entry["arch"]))
+        timing = ex.measure(cand)
         attempts.append({"search_budget_ms": target, "predicted_ms": entry["predicted_latency_ms"],
-                         "measured_p50_ms": measured})
-        if measured <= latency_ms or target <= floor:
+                         "measured_p50_ms": timing.p50_ms})
+        if timing.p50_ms <= latency_ms or target <= floor or attempt == MAX_EXPORT_ATTEMPTS - 1:
             break
-        target = max(floor, target * latency_ms / measured * 0.97)
-        log.warning("measured %.3f ms > budget %.3f ms; searching again under %.3f ms", measured, latency_ms, target)
+        target = max(floor, target * latency_ms / timing.p50_ms * 0.97)
+        log.warning("measured %.3f ms > budget %.3f ms; searching again under %.3f ms", timing.p50_ms, latency_ms,
+                    target)
     result["budget_ms"] = latency_ms
-    write_search(out / "search.json", result)
-    report["attempts"] = attempts
-    report["timing_s"] = {"profile": round(t_profile, 1), "lut_built": built, "last_search": round(t_search, 1),
-                          "total": round(time.time() - t0, 1)}
-    atomic_write_json(out / "model.json", report)
-    return {"report": report, "checks": checks, "search": result}
+    res = ex.finish(cand, timing, latency_ms, _predicted(entry))
+    res.report["attempts"] = attempts
+    res.report["timing_s"] = {"profile": round(t_profile, 1), "lut_built": built, "last_search": round(t_search, 1),
+                              "total": round(time.time() - t0, 1)}
+    commit_bundle(ex, res, out_path, entry.get("pareto"), {"search.json": result})
+    return {"report": res.report, "checks": res.checks, "search": result, "written": res.written}
+
+
+def check_arch(arch: ArchSpec, supernet: str | os.PathLike | None = None, source: str = "arch") -> None:
+    """Refuse an arch outside the supernet's space before anything slow (UserError naming every problem)."""
+    net, _ = load_supernet(supernet_dir(supernet))
+    net.space.validate(arch, source)
+
+
+def _predicted(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"latency_ms": entry["predicted_latency_ms"], "top1": entry["predicted_top1"],
+            "latency_error": entry.get("latency_error"), "top1_error": entry.get("top1_error")}

@@ -14,8 +14,9 @@ def bundle(tiny_run, tmp_path_factory):
     net, _ = load_supernet(tiny_run)
     arch = net.space.uniform(12, 5, 3, 2)
     out = tmp_path_factory.mktemp("bundle")
-    report, checks = export_subnet(arch, "cpu-onnxruntime", out, supernet_run=tiny_run, budget_ms=100.0)
-    return out, report, checks, arch
+    res = export_subnet(arch, "cpu-onnxruntime", out, supernet_run=tiny_run, budget_ms=100.0)
+    assert res.written
+    return out, res.report, res.checks, arch
 
 
 def test_bundle_files_and_checklist(bundle):
@@ -31,6 +32,10 @@ def test_bundle_files_and_checklist(bundle):
     assert abs(on_disk["accuracy"]["top1_torch"] - on_disk["accuracy"]["top1_onnx"]) <= 1e-3
     assert on_disk["latency_ms"]["measured_p50"] > 0 and on_disk["onnx"]["opset"] >= 17
     assert all(c.ok for c in checks) and any("parity" in c.text for c in checks)
+    assert on_disk["passed"] is True
+    assert {c["name"]: c["fatal"] for c in on_disk["checks"]}["latency_budget"] is False
+    assert all(set(c) == {"name", "ok", "fatal", "text"} for c in on_disk["checks"])
+    assert set(on_disk["verification"]) == {"cached", "key"}
 
 
 def test_model_runs_from_preprocess_block_alone(bundle, fmnist, tiny_run):
@@ -63,7 +68,7 @@ def test_dynamic_batch(bundle):
 
 def test_out_of_space_arch_is_refused_and_nothing_written(tiny_run, tmp_path):
     arch = SearchSpace().largest()  # 5 stages: not the tiny space
-    with pytest.raises(UserError, match="resolution 28 is not in the space"):
+    with pytest.raises(UserError, match="resolution 28 is not in the space's resolutions"):
         export_subnet(arch, "cpu-onnxruntime", tmp_path / "out", supernet_run=tiny_run)
     assert not (tmp_path / "out").exists()
 

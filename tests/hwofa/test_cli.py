@@ -53,14 +53,14 @@ def test_missing_and_malformed_files(capsys, tiny_run, tmp_path):
     bad.write_text('{"resolution": 12, "stages": [[{"kernel_size": 4, "expand_ratio": 3}]]}')
     code, _, err = run_cli(capsys, "export", "--arch", bad, "--device", "cpu-onnxruntime", "--out", tmp_path / "o",
                            "--supernet", tiny_run)
-    assert_user_error(code, err, "stages")
+    assert_user_error(code, err, "stage 0 block 0 has kernel_size 4")
     truncated = tmp_path / "search.json"
     truncated.write_text('{"format": "hwofa-search/1", "devi')
     code, _, err = run_cli(capsys, "export", "--search", truncated, "--device", "cpu-onnxruntime",
                            "--out", tmp_path / "o", "--supernet", tiny_run)
     assert_user_error(code, err, "not valid JSON")
     code, _, err = run_cli(capsys, "space", "--supernet", tmp_path)
-    assert_user_error(code, err, "does not exist")
+    assert_user_error(code, err, "holds no supernet.json")
     assert not (tmp_path / "o").exists()
 
 
@@ -143,12 +143,23 @@ def test_run_end_to_end_then_cached(capsys, tiny_run_with_predictor, tmp_path):
     assert {"top1_torch", "top1_onnx"} <= set(report["accuracy"])
     for name in ("model.onnx", "pareto.png", "search.json"):
         assert (out_dir / name).is_file()
+    assert report["passed"] is True and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    search = json.loads((out_dir / "search.json").read_text())
+    assert search["devices"]["cpu-onnxruntime"]["arch"] == report["arch"]
 
     code, out, err = run_cli(capsys, "export", "--search", out_dir / "search.json", "--device", "cpu-onnxruntime",
                              "--out", tmp_path / "again", "--supernet", run)
     assert code == 0, err
     again = json.loads((tmp_path / "again" / "model.json").read_text())
     assert again["arch"] == report["arch"]
+    assert again["verification"] == {"cached": True, "key": report["verification"]["key"]}
+    assert "reused from the cache" in out
+
+    # a budget above the largest subnet's predicted latency constrains nothing: the summary says so
+    code, out, err = run_cli(capsys, "run", "--device", "cpu-onnxruntime", "--latency-ms", "1e9",
+                             "--out", tmp_path / "big", "--supernet", run)
+    assert code == 0, err
+    assert "above the largest subnet's predicted latency" in out
 
 
 def test_console_script_no_traceback(tmp_path):

@@ -1,0 +1,110 @@
+"""Content-addressed cache of export verifications: `$HWOFA_HOME/verify/<key>/`.
+
+The key is a sha256 over everything the checks depend on (supernet weights, arch, dataset, BN
+calibration settings, code and format version, opset, torch/onnx/onnxruntime versions). An entry
+holds the ONNX bytes, the results and the parity inputs/logits; it is written whole into a temp
+folder and renamed into place. Every read re-checks the stored hashes; an entry that fails any
+check is ignored (and rebuilt), never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from export.bundle import replace_dir
+from export.checks import Check
+from export.verify import Verification
+from profiler import OPSET, get_backend
+from supernet import ArchSpec, UserError, hwofa_home
+from supernet.checkpoint import code_version
+
+log = logging.getLogger(__name__)
+FORMAT = "hwofa-verify/1"
+
+
+def key_inputs(meta: dict[str, Any], arch: ArchSpec, dataset_sha256: str) -> dict[str, Any]:
+    ds = meta["dataset"]
+    return {"format": FORMAT, "code_version": code_version(), "supernet_sha256": meta["weights_sha256"],
+            "arch": arch.key(), "dataset_sha256": dataset_sha256,
+            "dataset": {k: ds.get(k) for k in ("name", "mean", "std", "val_size", "split_seed")},
+            "bn_calib_images": meta["recipe"]["bn_calib_images"], "opset": OPSET,
+            "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": get_backend("onnxruntime").version()}
+
+
+def key_of(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def cache_root() -> Path:
+    return hwofa_home() / "verify"
+
+
+def load(key: str, inputs: dict[str, Any]) -> Verification | None:
+    """The cached verification under `key`, or None when absent or not to be trusted."""
+    folder = cache_root() / key
+    if not folder.is_dir():
+        return None
+    try:
+        return _read(folder, key, inputs)
+    except Exception as exc:  # noqa: BLE001 - any defect means: ignore the entry and verify again
+        log.warning("ignoring the verification cache entry %s (%s: %s); verifying again",
+                    folder, type(exc).__name__, exc)
+        return None
+
+
+def _read(folder: Path, key: str, inputs: dict[str, Any]) -> Verification:
+    meta = json.loads((folder / "verify.json").read_text())
+    if meta.get("format") != FORMAT or meta.get("key") != key or meta.get("inputs") != inputs:
+        raise ValueError("format, key or inputs differ")
+    model_bytes = (folder / "model.onnx").read_bytes()
+    arrays = (folder / "parity.npz").read_bytes()
+    for what, blob in (("onnx", model_bytes), ("parity", arrays)):
+        if hashlib.sha256(blob).hexdigest() != meta[f"{what}_sha256"]:
+            raise ValueError(f"the stored {what} bytes do not match their sha256")
+    with np.load(io.BytesIO(arrays), allow_pickle=False) as npz:
+        x, ref = npz["x"], npz["ref"]
+    if x.dtype != np.float32 or x.ndim != 4 or ref.ndim != 2 or len(x) != len(ref) or len(x) == 0:
+        raise ValueError("parity arrays have the wrong shape")
+    checks = tuple(Check.from_dict(c) for c in meta["checks"])
+    return Verification(model_bytes, float(meta["top1_torch"]), float(meta["top1_onnx"]), int(meta["images"]),
+                        float(meta["parity_max_abs_diff"]), checks, x, ref, cached=True, key=key)
+
+
+def store(v: Verification, inputs: dict[str, Any]) -> None:
+    """Write the entry atomically; a cache that cannot be written only costs time next run."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{v.key[:16]}.tmp-"))
+    except OSError as exc:
+        log.warning("cannot write the verification cache under %s (%s)", root, exc)
+        return
+    try:
+        buf = io.BytesIO()
+        np.savez(buf, x=v.parity_x, ref=v.parity_ref)
+        arrays = buf.getvalue()
+        (tmp / "model.onnx").write_bytes(v.model_bytes)
+        (tmp / "parity.npz").write_bytes(arrays)
+        meta = {"format": FORMAT, "key": v.key, "inputs": inputs,
+                "onnx_sha256": hashlib.sha256(v.model_bytes).hexdigest(),
+                "parity_sha256": hashlib.sha256(arrays).hexdigest(),
+                "top1_torch": v.top1_torch, "top1_onnx": v.top1_onnx, "images": v.images,
+                "parity_max_abs_diff": v.parity_max_abs_diff, "checks": [c.to_dict() for c in v.checks]}
+        (tmp / "verify.json").write_text(json.dumps(meta, indent=1) + "\n")  # written last: marks the entry whole
+        replace_dir(tmp, root / v.key)
+    except (OSError, UserError) as exc:
+        log.warning("cannot write the verification cache entry %s (%s)", root / v.key, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

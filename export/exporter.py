@@ -51,6 +51,7 @@ class Candidate:
     key_inputs: dict[str, Any]
     verification: Verification | None = None
     model: torch.nn.Module | None = None  # None on a cache hit: nothing needs PyTorch then
+    calibrated: bool = True  # False: BN not recalibrated, good for timing only (see Exporter.candidate)
 
 
 @dataclass
@@ -84,8 +85,10 @@ class Exporter:
             self._data = load_dataset(self.meta["dataset"]["name"], self.data_dir)
         return self._data
 
-    def candidate(self, arch: ArchSpec) -> Candidate:
-        """The arch's ONNX model: from the verification cache, else calibrated and exported now."""
+    def candidate(self, arch: ArchSpec, calibrate: bool = True) -> Candidate:
+        """The arch's ONNX model: from the verification cache, else exported now. With `calibrate=False`
+        a cache miss skips BN recalibration (seconds): the graph and shapes, and so the latency, are the
+        same, but such a candidate is for timing only and cannot be verified."""
         self.net.space.validate(arch)
         inputs = cache.key_inputs(self.meta, arch, self.meta["dataset"].get("sha256") or self.data.fingerprint())
         key = cache.key_of(inputs)
@@ -94,10 +97,10 @@ class Exporter:
             log.info("verification of %s cached under %s", arch.key(), key[:12])
             return Candidate(arch, hit.model_bytes, hit.sample, key, inputs, verification=hit)
         ds, r = self.meta["dataset"], arch.resolution
-        model = calibrated_subnet(self.net, self.meta, self.data, arch)
+        model = calibrated_subnet(self.net, self.meta, self.data, arch) if calibrate else self.net.extract(arch)
         model_bytes = to_onnx(model, (1, self.net.space.in_channels, r, r), dynamic_batch=True)
         sample = preprocess(self.data.test_x[:1], r, ds["mean"], ds["std"]).numpy()
-        return Candidate(arch, model_bytes, sample, key, inputs, model=model)
+        return Candidate(arch, model_bytes, sample, key, inputs, model=model, calibrated=calibrate)
 
     def measure(self, cand: Candidate) -> Timing:
         """Latency on the device's runtime, measured every time (never cached)."""
@@ -108,7 +111,8 @@ class Exporter:
     def verify(self, cand: Candidate) -> Verification:
         if cand.verification is None:
             ds = self.meta["dataset"]
-            assert cand.model is not None
+            if cand.model is None or not cand.calibrated:
+                raise ValueError("a timing-only candidate cannot be verified; use candidate(arch)")
             v = verify(cand.model, cand.model_bytes, self.data, cand.arch.resolution, ds["mean"], ds["std"], cand.key)
             if not fatal_failures(list(v.checks)):
                 cache.store(v, cand.key_inputs)

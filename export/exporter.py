@@ -24,6 +24,8 @@ from export.checks import Check, CheckFailed, fatal_failures, latency_check, par
 from export.report import bundle_report
 from export.verify import Verification, verify
 from profiler import DeviceProfile, Timing, get_backend, load_profile, measure_stable, to_onnx
+from profiler.build import canary_for
+from profiler.interleave import Canary
 from supernet import (
     ArchSpec,
     Dataset,
@@ -78,6 +80,7 @@ class Exporter:
         self.net, self.meta = load_supernet(supernet_run)
         self.data_dir = data_dir
         self._data: Dataset | None = None
+        self._canary: Canary | None = None
 
     @property
     def data(self) -> Dataset:
@@ -106,7 +109,9 @@ class Exporter:
         """Latency on the device's runtime, measured every time (never cached)."""
         runner = self.backend.load(cand.model_bytes, self.profile)
         x = np.ascontiguousarray(np.repeat(cand.sample, self.profile.batch_size, axis=0))
-        return measure_stable(lambda: runner(x), self.profile.timing)
+        if self._canary is None:
+            self._canary = canary_for(self.profile, self.backend, self.net.space)
+        return measure_stable(lambda: runner(x), self.profile.timing, canary=self._canary)
 
     def verify(self, cand: Candidate) -> Verification:
         if cand.verification is None:

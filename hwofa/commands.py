@@ -74,10 +74,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     t0 = time.time()
     table, path, built = pipeline.profile(args.device, args.supernet, args.lut, rebuild=args.rebuild)
     fid, build_s = table.calibration["fidelity"], table.header.get("build_seconds", float("nan"))
+    q = table.header.get("quality", {})
     echo(f"{'measured' if built else 'cached'} LUT for {args.device}: {path}\n"
-         f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now)\n"
-         f"  calibration on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "
-         f"±10 %, mean abs error {fid['mean_abs_pct_error']:.1f} %, rank correlation {fid['spearman']:.3f}")
+         f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now); "
+         f"{q.get('entry_rounds_replaced', 0)} of {q.get('entry_rounds', 0)} entry rounds set aside (disturbed by "
+         "outside load or out of agreement)\n"
+         f"  fidelity on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "
+         f"±10 %, {100 * fid.get('within_5pct', float('nan')):.0f} % within ±5 %, mean abs error "
+         f"{fid['mean_abs_pct_error']:.1f} %, rank correlation {fid['spearman']:.3f}")
+    if q.get("status") == "degraded":
+        echo(f"✗ DEGRADED table: {q.get('reason')}. It is saved, but its predictions may miss by more than the goal; "
+             f"rebuild it when the machine is quieter (hwofa profile --device {args.device} --rebuild).")
     return 0
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from evolve import load_predictor, search
 from export import Exporter, ExportResult, check_out_folder, commit_bundle, export_subnet
-from profiler import LatencyTable, build_lut, default_lut_path, get_backend, load_profile, stale_reason
+from profiler import (
+    LatencyTable,
+    build_lut,
+    default_lut_path,
+    get_backend,
+    load_profile,
+    quality_warning,
+    stale_reason,
+)
 from supernet import (
     NUMBER,
     SHIPPED_RUN,
@@ -64,17 +72,33 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
     """
     prof = load_profile(device)
     net, _ = load_supernet(supernet_dir(supernet))
-    get_backend(prof.backend)  # a backend that cannot run here is a clear error, before measuring
+    version = get_backend(prof.backend).version()  # a backend that cannot run here: a clear error, before measuring
     path = Path(lut) if lut is not None else default_lut_path(prof.name, net.space)
+    if path.is_dir():
+        raise UserError(f"--lut '{path}' is a folder; give the path of a LUT file (e.g. {path / 'lut.json'}).")
     if path.is_file() and rebuild:
         _refuse_foreign_lut(path, prof.name, net.space)
     if path.is_file() and not rebuild:
-        table = LatencyTable.load(path, space=net.space, device=prof.name, require_complete=False)
-        version = get_backend(prof.backend).version()
+        try:
+            table = LatencyTable.load(path, space=net.space, device=prof.name, require_complete=False)
+        except UserError as exc:
+            raise UserError(f"{exc} To measure it again, run `hwofa profile --device {device} --rebuild"
+                            f"{f' --lut {path}' if lut is not None else ''}`; the file is replaced only once the "
+                            "new table is complete.") from None
         if not table.missing() and table.calibration and stale_reason(table, prof, version) is None:
+            _warn_if_degraded(table, device)
             return table, path, False
     table = build_lut(prof, net.space, path, rebuild=rebuild, progress=progress)
+    _warn_if_degraded(table, device)
     return table, path, True
+
+
+def _warn_if_degraded(table: LatencyTable, device: str) -> None:
+    why = quality_warning(table)
+    if why:
+        log.warning("the latency table of '%s' is DEGRADED: %s. Its predictions may be off by more than the "
+                    "goal; rebuild it when the machine is quieter: hwofa profile --device %s --rebuild",
+                    device, why, device)
 
 
 def _refuse_foreign_lut(path: Path, device: str, space: SearchSpace) -> None:

@@ -1,66 +1,45 @@
 """Build a LUT on a device: every entry as its own small ONNX model, then calibration.
 
-Entries are measured in a random order (machine drift spreads evenly over the table),
-each through the single timing routine, and the partial table is flushed atomically
-after every entry and every calibration subnet: a killed build resumes where it was.
+All measurement goes through the one timing routine (`interleave.measure_many`): entries in
+interleaved short rounds with a canary, disturbed rounds replaced. The table is built in a
+side file (`<name>.partial.json`) flushed atomically after every finished entry and every
+calibration subnet, so a killed build resumes where it stopped and never measures a
+finished item twice; the finished table replaces the cached one only when it is complete.
+A stale cached table (another CPU, runtime or profile) is kept beside the new one.
+
+After calibration the build checks the profile's fidelity goal (default ±10 % on >= 90 % of
+the calibration subnets, leave-one-out). Short of it, it re-measures the worst subnets and
+their entries for up to `calibration.retry_s`; still short, the table is written marked
+`degraded`, and every command that uses it says so.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import platform
 import random
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from profiler.backends import get_backend
-from profiler.calibration import calibrate
-from profiler.lut import LatencyTable, all_entries
+from profiler.calibration import calibrate, outliers, worst_points
+from profiler.interleave import Canary, measure_many
+from profiler.lut import LatencyTable, all_entries, arch_keys, default_lut_path, overhead_key
 from profiler.onnx_io import to_onnx
 from profiler.profiles import DeviceProfile
-from profiler.timing import Timing, measure_stable
+from profiler.provenance import host_info, make_header, stale_reason
+from profiler.timing import Round, Timing, estimate
 from supernet import ArchSpec, Head, SearchSpace, Stem, SubNet, UserError, block_for
 
 log = logging.getLogger(__name__)
 
-
-def host_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"hostname": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
-
-
-def make_header(profile: DeviceProfile, space: SearchSpace, runtime_version: str) -> dict[str, Any]:
-    return {"device": profile.name, "profile": profile.to_dict(), "profile_digest": profile.digest(),
-            "runtime": {"name": profile.backend, "version": runtime_version}, "host": host_info(),
-            "protocol": profile.timing.__dict__, "space_hash": space.space_hash(), "space": space.to_dict(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": 0.0}
-
-
-def stale_reason(table: LatencyTable, profile: DeviceProfile, runtime_version: str) -> str | None:
-    """Why a stored table may not be reused for `profile` on this machine (None: reusable)."""
-    h = table.header
-    if h.get("profile_digest") != profile.digest():
-        return "the device profile changed"
-    if h.get("runtime", {}).get("version") != runtime_version:
-        return f"the runtime changed ({h.get('runtime', {}).get('version')} -> {runtime_version})"
-    if h.get("host", {}).get("cpu") != host_info()["cpu"]:
-        return "it was measured on another CPU"
-    return None
+__all__ = ["build_lut", "calibration_archs", "canary_for", "host_info", "make_header", "module_for", "partial_path",
+           "stale_reason", "subnet_for", "time_module"]
 
 
 def module_for(space: SearchSpace, spec: dict[str, Any]) -> tuple[torch.nn.Module, tuple[int, ...]]:
@@ -87,11 +66,44 @@ def subnet_for(space: SearchSpace, arch: ArchSpec) -> SubNet:
     return SubNet(Stem(space), blocks, Head(space))
 
 
-def time_module(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile, backend: Any) -> Timing:
-    shape = (profile.batch_size, *shape[1:])
-    runner = backend.load(to_onnx(module, shape), profile)
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    return measure_stable(lambda: runner(x), profile.timing)
+def loader(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile, backend: Any):
+    """A function that exports `module`, loads it on the backend and returns a no-arg runner."""
+    def load():
+        full = (profile.batch_size, *shape[1:])
+        runner = backend.load(to_onnx(module, full), profile)
+        x = np.random.default_rng(0).standard_normal(full).astype(np.float32)
+        return lambda: runner(x)
+    return load
+
+
+def make_canary(profile: DeviceProfile, backend: Any, medians: list[float] | None = None) -> Canary:
+    """A fixed small conv net on the profile's runtime: the reference that gauges outside load.
+    `medians` (a LUT header's `canary.medians`) carries a build's reference over to later measurements."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 16, 3, padding=1))
+    return Canary(loader(net, (1, 16, 16, 16), profile, backend)(), profile.timing, medians)
+
+
+def canary_for(profile: DeviceProfile, backend: Any, space: SearchSpace | None = None) -> Canary:
+    """The canary for a measurement outside a build, on the reference of the device's cached LUT
+    (thousands of rounds) when there is one, so the figure is on the same scale as the table's."""
+    medians = None
+    if space is not None:
+        try:
+            header = json.loads(default_lut_path(profile.name, space).read_text())["header"]
+            medians = [float(m) for m in header["canary"]["medians"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            medians = None
+    return make_canary(profile, backend, medians)
+
+
+def time_module(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile, backend: Any,
+                canary: Canary | None = None) -> Timing:
+    """One module through the timing routine."""
+    canary = canary or make_canary(profile, backend)
+    return measure_many({"m": loader(module, shape, profile, backend)}, profile.timing, canary,
+                        progress=False)["m"]
 
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
@@ -108,56 +120,200 @@ def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
     return archs
 
 
+def partial_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+class _Build:
+    """One build's state: the table in its side file, the backend, the canary, the clock."""
+
+    def __init__(self, table: LatencyTable, profile: DeviceProfile, backend: Any, work: Path, progress: bool):
+        self.table, self.profile, self.backend, self.work, self.progress = table, profile, backend, work, progress
+        self.t0 = time.time() - table.header.get("build_seconds", 0.0)
+        self.canary = make_canary(profile, backend, table.header.get("canary", {}).get("medians"))
+        self.rng = random.Random(profile.calibration_seed)
+        self.specs = all_entries(table.space)
+
+    def save(self) -> None:
+        self.table.header["build_seconds"] = round(time.time() - self.t0, 1)
+        self.table.header["canary"] = {"model": "conv3x3 16-32-16 at 16x16", "ref_ms": round(self.canary.ref_ms, 5),
+                                       "medians": [round(m, 5) for m in self.canary.medians]}
+        self.table.save(self.work)
+
+    def measure_entries(self, keys: list[str], desc: str, deadline: float | None = None) -> None:
+        modules = {k: module_for(self.table.space, self.specs[k]) for k in keys}
+
+        def done(key: str, t: Timing, rounds: list[Round]) -> None:
+            self.table.entries[key] = {**t.to_dict(), "weight_mb": _weight_mb(modules[key][0]),
+                                       "rounds": [r.to_list() for r in rounds]}
+            self.save()
+
+        loaders = {k: loader(*modules[k], self.profile, self.backend) for k in keys}
+        measure_many(loaders, self.profile.timing, self.canary, self.rng, on_done=done, progress=self.progress,
+                     desc=desc, deadline=deadline)
+
+    def measure_subnets(self, archs: list[ArchSpec], desc: str, deadline: float | None = None) -> None:
+        points = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
+        by_key = {a.key(): a for a in archs}
+
+        def done(key: str, t: Timing, rounds: list[Round]) -> None:
+            arch = by_key[key]
+            points[key] = {"arch_key": key, "arch": arch.to_dict(), "raw_ms": self.table.raw_ms(arch),
+                           "weight_mb": self.table.weight_mb(arch),
+                           **_point_fields(t), "rounds": [r.to_list() for r in rounds]}
+            self.table.header["calibration_partial"] = list(points.values())
+            self.save()
+
+        space = self.table.space
+        loaders = {a.key(): loader(subnet_for(space, a), (1, space.in_channels, a.resolution, a.resolution),
+                                   self.profile, self.backend) for a in archs}
+        measure_many(loaders, self.profile.timing, self.canary, self.rng, on_done=done, progress=self.progress,
+                     desc=desc, deadline=deadline)
+
+    def points(self, archs: list[ArchSpec]) -> list[dict[str, Any]]:
+        """Calibration points, every figure re-estimated from its rounds on the canary's current
+        reference, so that entries and subnets measured at different times share one scale."""
+        self.refresh()
+        done = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
+        pts = [done[a.key()] for a in archs]
+        ref, proto = self.canary.ref_ms, self.profile.timing
+        for p, a in zip(pts, archs, strict=True):
+            p.update(_point_fields(estimate([Round.from_list(r) for r in p["rounds"]], proto, ref, final=True)))
+            p["raw_ms"], p["weight_mb"] = self.table.raw_ms(a), self.table.weight_mb(a)
+        return pts
+
+    def refresh(self) -> None:
+        ref, proto = self.canary.ref_ms, self.profile.timing
+        for key, e in self.table.entries.items():
+            if not e.get("rounds"):
+                continue
+            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True)
+            self.table.entries[key] = {**e, **t.to_dict()}
+
+    def remeasure(self, archs: list[ArchSpec], why: str, deadline: float | None) -> None:
+        """Measure these subnets and every entry they sum, afresh, in a later time window."""
+        keys = sorted({k for a in archs for k in arch_keys(self.table.space, a)}
+                      | {overhead_key(a.resolution) for a in archs})
+        log.info("re-measuring %d subnet(s) and %d entries (%s)", len(archs), len(keys), why)
+        for k in keys:
+            self.table.entries.pop(k, None)
+        partial = [p for p in self.table.header.get("calibration_partial", [])
+                   if p["arch_key"] not in {a.key() for a in archs}]
+        self.table.header["calibration_partial"] = partial
+        self.table.header.setdefault("remeasured", []).append({"why": why, "subnets": [a.key() for a in archs],
+                                                               "entries": keys})
+        self.measure_entries(keys, "re-measure entries", deadline)
+        self.measure_subnets(archs, "re-measure subnets", deadline)
+
+
+def _weight_mb(module: torch.nn.Module) -> float:
+    """Megabytes of parameters (fp32; BN folds into the convs, so it is counted like them)."""
+    return round(sum(p.numel() for p in module.parameters()) * 4 / 1e6, 6)
+
+
+def _point_fields(t: Timing) -> dict[str, Any]:
+    return {"measured_p50_ms": t.p50_ms, "measured_p90_ms": t.p90_ms, "cv": t.cv, "spread": t.spread,
+            "rounds_replaced": t.rounds_replaced, "converged": t.converged}
+
+
 def build_lut(profile: DeviceProfile, space: SearchSpace, path: str | os.PathLike, rebuild: bool = False,
               progress: bool = True) -> LatencyTable:
-    """Measure (or finish measuring) the LUT of `space` on `profile`'s device into `path`."""
+    """Measure (or finish measuring) the LUT of `space` on `profile`'s device; swap it into
+    `path` only when complete. `rebuild` ignores a complete table at `path` (a partial
+    rebuild in the side file is still resumed)."""
     path = Path(path)
     backend = get_backend(profile.backend)
     version = backend.version()
-    table = _resume_or_new(path, profile, space, version, rebuild)
-    t0 = time.time() - table.header.get("build_seconds", 0.0)
-    specs = all_entries(space)
-    todo = table.missing()
-    random.Random(profile.calibration_seed).shuffle(todo)
-    for key in tqdm(todo, desc=f"profile {profile.name}", disable=not progress, unit="entry"):
-        module, shape = module_for(space, specs[key])
-        table.entries[key] = time_module(module, shape, profile, backend).to_dict()
-        table.header["build_seconds"] = round(time.time() - t0, 1)
-        table.save(path)
-    if not table.calibration:
-        _calibrate(table, profile, backend, path, progress, t0)
+    work = partial_path(path)
+    table = _resume(work, profile, space, version) or LatencyTable(space, make_header(profile, space, version))
+    b = _Build(table, profile, backend, work, progress)
+    if table.missing():
+        b.measure_entries(table.missing(), f"profile {profile.name}")
+    archs = calibration_archs(space, profile.calibration_subnets, profile.calibration_seed)
+    if table.calibration is None:
+        done = {p["arch_key"] for p in table.header.get("calibration_partial", [])}
+        todo = [a for a in archs if a.key() not in done]
+        if todo:
+            b.measure_subnets(todo, "calibrate")
+        _fit_and_check(b, archs)
+    _swap_in(work, path, table, profile, version)
     return table
 
 
-def _resume_or_new(path: Path, profile: DeviceProfile, space: SearchSpace, version: str,
-                   rebuild: bool) -> LatencyTable:
-    if path.is_file() and not rebuild:
-        table = LatencyTable.load(path, space=space, device=profile.name, require_complete=False)
-        why = stale_reason(table, profile, version)
-        if why is None:
-            return table
-        log.warning("LUT %s is stale (%s); measuring it again", path, why)
-    return LatencyTable(space, make_header(profile, space, version))
-
-
-def _calibrate(table: LatencyTable, profile: DeviceProfile, backend: Any, path: Path, progress: bool,
-               t0: float) -> None:
-    archs = calibration_archs(table.space, profile.calibration_subnets, profile.calibration_seed)
-    done = {p["arch_key"]: p for p in table.header.get("calibration_partial", [])}
-    order = [a for a in archs if a.key() not in done]
-    random.Random(profile.calibration_seed + 1).shuffle(order)
-    shape = (1, table.space.in_channels)
-    for arch in tqdm(order, desc="calibrate", disable=not progress, unit="subnet"):
-        t = time_module(subnet_for(table.space, arch), (*shape, arch.resolution, arch.resolution), profile, backend)
-        done[arch.key()] = {"arch_key": arch.key(), "arch": arch.to_dict(), "raw_ms": table.raw_ms(arch),
-                            "measured_p50_ms": t.p50_ms, "measured_p90_ms": t.p90_ms, "cv": t.cv}
-        table.header["calibration_partial"] = list(done.values())
-        table.header["build_seconds"] = round(time.time() - t0, 1)
-        table.save(path)
-    points = [done[a.key()] for a in archs]
-    if len(points) < 3:
+def _fit_and_check(b: _Build, archs: list[ArchSpec]) -> None:
+    tol, share = b.profile.fidelity_goal
+    if len(archs) < 3:
         raise UserError("calibration needs at least 3 distinct subnets; the space is too small.")
-    table.calibration = calibrate(points)
-    table.header.pop("calibration_partial", None)
-    table.header["build_seconds"] = round(time.time() - t0, 1)
-    table.save(path)
+    out = outliers(b.points(archs), tol)
+    if out:
+        b.remeasure([archs[i] for i in out], f"{len(out)} calibration outlier(s)", None)
+    deadline = time.monotonic() + b.profile.retry_s
+    cal = calibrate(b.points(archs), tol)
+    tries = 0
+    while cal["fidelity"]["within_tolerance"] < share and time.monotonic() < deadline:
+        worst = worst_points(cal, tol) or []
+        keys = {p["arch_key"] for p in worst[:max(3, len(worst))]}
+        tries += 1
+        b.remeasure([a for a in archs if a.key() in keys], f"fidelity below the goal, try {tries}", deadline)
+        cal = calibrate(b.points(archs), tol)
+    b.table.calibration = cal
+    b.table.header.pop("calibration_partial", None)
+    b.table.header["quality"] = _quality(b, cal, tol, share, tries)
+    b.save()
+
+
+def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: int) -> dict[str, Any]:
+    entries = b.table.entries.values()
+    rounds = sum(len(e.get("rounds", [])) for e in entries)
+    replaced = sum(e.get("rounds_replaced", 0) for e in entries)
+    got = cal["fidelity"]["within_tolerance"]
+    q = {"status": "ok" if got >= share else "degraded", "goal": {"tolerance_pct": 100 * tol, "min_share": share},
+         "within_tolerance": got, "fidelity_retries": tries,
+         "entry_rounds": rounds, "entry_rounds_replaced": replaced,
+         "entries_not_converged": sum(1 for e in entries if not e.get("converged", True))}
+    if got < share:
+        q["reason"] = (f"only {100 * got:.0f} % of {cal['fidelity']['n']} calibration subnets are predicted within "
+                       f"±{100 * tol:.0f} % (goal {100 * share:.0f} %) after {tries} re-measurement(s) over "
+                       f"{b.profile.retry_s:.0f} s; {replaced} of {rounds} entry rounds were set aside as disturbed "
+                       "by outside load or out of agreement")
+    return q
+
+
+def _resume(work: Path, profile: DeviceProfile, space: SearchSpace, version: str) -> LatencyTable | None:
+    if not work.is_file():
+        return None
+    try:
+        table = LatencyTable.load(work, space=space, device=profile.name, require_complete=False)
+    except UserError as exc:
+        log.warning("ignoring the unusable partial build %s (%s)", work, exc)
+        return None
+    why = stale_reason(table, profile, version)
+    if why is not None:
+        log.warning("the partial build %s cannot be resumed (%s); starting afresh", work, why)
+        return None
+    log.info("resuming the partial build %s (%d entries measured)", work, len(table.entries))
+    return table
+
+
+def _swap_in(work: Path, path: Path, table: LatencyTable, profile: DeviceProfile, version: str) -> None:
+    """Replace `path` with the finished side file; a stale table there is kept beside it."""
+    if path.is_file():
+        try:
+            old = LatencyTable.load(path, require_complete=False)
+            why = stale_reason(old, profile, version) if old.device == profile.name else "another device"
+        except UserError:
+            why = None  # unreadable: nothing good to keep
+        if why is not None:
+            kept = _kept_path(path, old.header)
+            os.replace(path, kept)
+            log.warning("kept the previous table (%s) as %s", why, kept)
+    table.save(work)
+    os.replace(work, path)
+
+
+def _kept_path(path: Path, header: dict[str, Any]) -> Path:
+    host = header.get("host", {})
+    tag = "".join(ch if ch.isalnum() else "-" for ch in f"{host.get('hostname', 'unknown')}-"
+                  f"{header.get('created', '')}")[:60].strip("-")
+    return path.with_name(f"{path.stem}.{tag}{path.suffix}")

@@ -87,23 +87,32 @@ class LatencyTable:
         o = self.entries[overhead_key(arch.resolution)]["p50_ms"]
         return sum(self.entries[k]["p50_ms"] - o for k in arch_keys(self.space, arch)) + o
 
+    def weight_mb(self, arch: ArchSpec) -> float:
+        """Megabytes of weights the subnet streams per inference (the sum of its entries')."""
+        return sum(self.entries[k].get("weight_mb", 0.0) for k in arch_keys(self.space, arch))
+
     def predict(self, arch: ArchSpec) -> float:
-        """Calibrated latency in ms (the raw sum where no calibration exists yet)."""
+        """Calibrated latency in ms: a * raw + c * weight_mb + b (the raw sum where no calibration exists yet)."""
         raw = self.raw_ms(arch)
         if not self.calibration:
             return raw
-        return self.calibration["a"] * raw + self.calibration["b"]
+        cal = self.calibration
+        return cal["a"] * raw + cal.get("c", 0.0) * self.weight_mb(arch) + cal["b"]
 
     def min_latency(self) -> tuple[float, ArchSpec]:
-        """Exact minimum of `predict` over the space: per-entry costs are separable per stage."""
-        if self.calibration and self.calibration["a"] <= 0:
+        """Exact minimum of `predict` over the space: the prediction is a sum of per-entry costs,
+        so each stage's cheapest first block, other block and depth can be chosen on their own."""
+        cal = self.calibration or {}
+        a, c = cal.get("a", 1.0), cal.get("c", 0.0)
+        if a <= 0:
             raise UserError(f"LUT for '{self.device}': its calibration slope is not positive; rebuild it.")
         best: tuple[float, ArchSpec] | None = None
         sp = self.space
         for r in sp.resolutions:
             o = self.entries[overhead_key(r)]["p50_ms"]
             def cost(key: str, o: float = o) -> float:
-                return self.entries[key]["p50_ms"] - o
+                e = self.entries[key]
+                return a * (e["p50_ms"] - o) + c * e.get("weight_mb", 0.0)
             stages = []
             for s in range(sp.num_stages):
                 first = min(((cost(block_key(sp, s, True, k, e, r)), BlockSpec(k, e))
@@ -163,6 +172,12 @@ class LatencyTable:
                             f"{', no calibration' if not table.calibration else ''}); run `hwofa profile "
                             f"--device {header.get('device')}` to finish it (it resumes).")
         return table
+
+
+def quality_warning(table: LatencyTable) -> str | None:
+    """Why a table is degraded (None when its build met the profile's fidelity goal)."""
+    q = table.header.get("quality") or {}
+    return q.get("reason", "it did not reach its fidelity goal") if q.get("status") == "degraded" else None
 
 
 def default_lut_path(device: str, space: SearchSpace) -> Path:

@@ -1,11 +1,14 @@
 import itertools
 import json
 
+import numpy as np
 import pytest
 
 from profiler import LatencyTable, build_lut, load_profile
-from profiler.build import calibration_archs, make_header
+from profiler.build import calibration_archs, make_header, partial_path
+from profiler.calibration import calibrate, fit_robust, outliers, worst_points
 from profiler.lut import all_entries, arch_keys, overhead_key
+from profiler.profiles import profile_from_dict
 from supernet import ArchSpec, BlockSpec, SearchSpace, UserError
 
 MICRO = SearchSpace.from_dict({"resolutions": [8, 12], "kernel_sizes": [3, 5], "expand_ratios": [3],
@@ -53,35 +56,38 @@ def test_min_latency_is_exact():
         assert lat == pytest.approx(brute) and table.predict(arch) == pytest.approx(lat)
 
 
-def test_build_flushes_resumes_and_calibrates(tmp_path, monkeypatch):
-    import profiler.build as build
-
-    prof = load_profile("cpu-onnxruntime")
+def test_build_calibrates_robustly_and_swaps_in_complete(tmp_path):
+    prof = profile_from_dict({"backend": "onnxruntime", "calibration": {"subnets": 20, "retry_s": 0},
+                              "timing": {"warmup_s": 0.01, "round_runs": 5, "round_s": 0.005, "max_rounds": 6}},
+                             name="micro-cpu", source="test")
     path = tmp_path / "lut.json"
-    real, calls = build.time_module, {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(build, "time_module", dying)
-    with pytest.raises(KeyboardInterrupt):
-        build_lut(prof, MICRO, path, progress=False)
-    partial = json.loads(path.read_text())
-    assert len(partial["entries"]) == 5 and partial["calibration"] is None
-    measured = []
-    monkeypatch.setattr(build, "time_module", lambda *a, **k: measured.append(1) or real(*a, **k))
     table = build_lut(prof, MICRO, path, progress=False)
-    n_entries = len(all_entries(MICRO))
-    assert len(measured) == n_entries - 5 + prof.calibration_subnets  # nothing measured twice
+    assert not partial_path(path).exists()
     fid = table.calibration["fidelity"]
-    assert fid["n"] == prof.calibration_subnets and fid["method"] == "leave-one-out"
-    assert 0 <= fid["within_10pct"] <= 1 and fid["mean_abs_pct_error"] >= 0
-    again = LatencyTable.load(path, space=MICRO, device="cpu-onnxruntime")
+    assert fid["n"] == 20 and fid["method"] == "leave-one-out" and "weight_mb" in table.calibration["model"]
+    assert 0 <= fid["within_5pct"] <= fid["within_10pct"] <= 1 and fid["mean_abs_pct_error"] >= 0
+    q = table.header["quality"]
+    assert q["status"] in ("ok", "degraded") and q["entry_rounds"] >= 3 * len(all_entries(MICRO))
+    assert table.header["canary"]["ref_ms"] > 0
+    for entry in table.entries.values():
+        assert entry["rounds_used"] >= 1 and len(entry["rounds"]) >= entry["rounds_used"]
+    again = LatencyTable.load(path, space=MICRO, device="micro-cpu")
     assert again.predict(MICRO.largest()) == pytest.approx(table.predict(MICRO.largest()))
     assert again.predict(MICRO.largest()) > again.predict(MICRO.smallest())
+
+
+def test_robust_fit_shrugs_off_a_bad_point():
+    raw = np.linspace(0.1, 0.5, 20)
+    measured = 1.2 * raw + 0.01
+    measured[7] *= 1.6  # one subnet measured during a burst
+    a, b, c = fit_robust(raw, measured)
+    assert c == 0.0
+    assert a == pytest.approx(1.2, rel=1e-6) and b == pytest.approx(0.01, abs=1e-6)
+    points = [{"raw_ms": r, "measured_p50_ms": m} for r, m in zip(raw, measured, strict=True)]
+    assert outliers(points, 0.10) == [7]
+    cal = calibrate(points)
+    assert cal["fidelity"]["within_10pct"] == pytest.approx(19 / 20)
+    assert [p["measured_p50_ms"] for p in worst_points(cal, 0.10)] == [measured[7]]
 
 
 def test_calibration_archs_distinct_and_include_extremes():

@@ -74,11 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", action=_Once, required=True, choices=["fashion-mnist", "cifar10", "imagefolder"])
     g.add_argument("--data-dir", action=_Once, metavar="D")
     g = tr.add_argument_group("run")
-    g.add_argument("--recipe", action=_Once, metavar="YAML", help="training recipe (default: the shipped supernet's)")
+    g.add_argument("--recipe", action=_Once, metavar="YAML",
+                   help="training recipe: a YAML file or a shipped recipe's name (cifar10, imagefolder, "
+                   "fashion_mnist_short; default: the shipped supernet's)")
     g.add_argument("--out", action=_Once, required=True, metavar="RUN")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     g.add_argument("--torch-device", action=_Once, default="cpu", metavar="DEV",
-                   help="where to train: cpu (default) or cuda[:N]")
+                   help="where to train: cpu (default) or cuda[:N]; under torchrun: cpu (gloo) or cuda (NCCL, the "
+                   "GPU of each process's LOCAL_RANK)")
+    g.add_argument("--amp", action="store_true", help="bf16 autocast on a CUDA GPU (refused on the CPU)")
 
     pr = sub.add_parser("predictor", help="build the accuracy predictor of a supernet")
     pr.add_argument("--supernet", action=_Once, required=True, metavar="RUN")
@@ -87,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--seed", action=_Once, type=int, default=0)
 
     pf = sub.add_parser("profile", help="measure a device's latency lookup table (cached, resumable)")
-    pf.add_argument("--device", required=True, metavar="D")
-    pf.add_argument("--supernet", metavar="RUN")
-    pf.add_argument("--lut", metavar="PATH", help="where to write the LUT (default: $HWOFA_HOME/luts/...)")
+    pf.add_argument("--device", action=_Once, required=True, metavar="D")
+    pf.add_argument("--supernet", action=_Once, metavar="RUN")
+    pf.add_argument("--lut", action=_Once, metavar="PATH",
+                    help="where to write the LUT (default: $HWOFA_HOME/luts/...)")
     pf.add_argument("--rebuild", action="store_true", help="measure again even if a fresh LUT exists")
 
     se = sub.add_parser("search", help="evolutionary search under a latency budget")

@@ -138,6 +138,8 @@ class _Build:
     def save(self) -> None:
         self.table.header["build_seconds"] = round(time.time() - self.t0, 1)
         self.table.header["canary"] = {"model": "conv3x3 16-32-16 at 16x16", "ref_ms": round(self.canary.ref_ms, 5),
+                                       "floor_ms": round(self.canary.floor_ms, 5),
+                                       "scale": round(self.canary.scale, 5),
                                        "medians": [round(m, 5) for m in self.canary.medians]}
         self.table.save(self.work)
 
@@ -177,18 +179,19 @@ class _Build:
         self.refresh()
         done = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
         pts = [done[a.key()] for a in archs]
-        ref, proto = self.canary.ref_ms, self.profile.timing
+        ref, scale, proto = self.canary.ref_ms, self.canary.scale, self.profile.timing
         for p, a in zip(pts, archs, strict=True):
-            p.update(_point_fields(estimate([Round.from_list(r) for r in p["rounds"]], proto, ref, final=True)))
+            rounds = [Round.from_list(r) for r in p["rounds"]]
+            p.update(_point_fields(estimate(rounds, proto, ref, final=True, scale=scale)))
             p["raw_ms"], p["weight_mb"] = self.table.raw_ms(a), self.table.weight_mb(a)
         return pts
 
     def refresh(self) -> None:
-        ref, proto = self.canary.ref_ms, self.profile.timing
+        ref, scale, proto = self.canary.ref_ms, self.canary.scale, self.profile.timing
         for key, e in self.table.entries.items():
             if not e.get("rounds"):
                 continue
-            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True)
+            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True, scale=scale)
             self.table.entries[key] = {**e, **t.to_dict()}
 
     def remeasure(self, archs: list[ArchSpec], why: str, deadline: float | None) -> None:

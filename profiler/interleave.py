@@ -1,7 +1,8 @@
 """Interleaved measurement of many items: the scheduler of the one timing routine.
 
 A pool of up to `pool` loaded items is timed round by round in a fresh random order each
-pass, a canary round before every item round. After each pass every item is judged
+pass, a canary round between item rounds (each round's canary figure is the mean of the one
+before and the one after it). After each pass every item is judged
 (`timing.estimate`): done items leave the pool (and are reported through `on_done`, so a
 caller can flush them) and the next items are loaded in. Rounds marked disturbed are
 replaced; when a pass saw disturbance and ran quickly (few items left), it waits a moment so
@@ -47,7 +48,18 @@ class Canary:
 
     @property
     def ref_ms(self) -> float:
+        """Rounds whose canary ran more than `canary_tol` above this are disturbed."""
         return float(np.percentile(self.medians, 25))
+
+    @property
+    def floor_ms(self) -> float:
+        """The canary's undisturbed level: the host's short quiet spells."""
+        return float(np.percentile(self.medians, 5))
+
+    @property
+    def scale(self) -> float:
+        """Undisturbed over usual: the factor that brings a figure to the undisturbed machine."""
+        return self.floor_ms / float(np.median(self.medians))
 
     def round_ms(self) -> float:
         r = time_round(self.run, self.protocol)
@@ -72,9 +84,9 @@ def measure_many(loaders: dict[str, Loader], protocol: TimingProtocol, canary: C
     results: dict[str, Timing] = {}
     bar = tqdm(total=len(loaders), desc=desc, disable=not progress, unit="item")
     _run_pool(list(loaders), loaders, rounds, results, protocol, canary, rng, pool, on_done, bar, deadline)
-    best = canary.ref_ms if canary else None
+    ref, scale = (canary.ref_ms, canary.scale) if canary else (None, 1.0)
     again = [k for k in loaders if k in results and results[k].converged
-             and estimate(rounds[k], protocol, best) is None]
+             and estimate(rounds[k], protocol, ref, scale=scale) is None]
     if again and not _past(deadline):
         log.info("%d item(s) had agreeing rounds that the canary's final reference marks as disturbed; "
                  "measuring them again", len(again))
@@ -99,19 +111,14 @@ def _run_pool(todo: list[str], loaders: dict[str, Loader], rounds: dict[str, lis
             key = queue.pop(0)
             active[key] = loaders[key]()
             warm_up(active[key], protocol)
-        t_pass, saw_disturbance = time.monotonic(), False
+        t_pass = time.monotonic()
         order = list(active)
         rng.shuffle(order)
-        for key in order:
-            c = canary.round_ms() if canary else None
-            r = time_round(active[key], protocol)
-            rounds[key].append(Round(r.median_ms, r.p90_ms, r.cv, r.n, c))
-            if canary and c is not None and c > canary.ref_ms * (1 + protocol.canary_tol):
-                saw_disturbance = True
-        best = canary.ref_ms if canary else None
+        saw_disturbance = _one_pass(order, active, rounds, protocol, canary)
+        ref, scale = (canary.ref_ms, canary.scale) if canary else (None, 1.0)
         for key in order:
             final = len(rounds[key]) >= budget[key] or _past(deadline)
-            t = estimate(rounds[key], protocol, best, final=final)
+            t = estimate(rounds[key], protocol, ref, final=final, scale=scale)
             if t is not None:
                 results[key] = t
                 del active[key]
@@ -121,3 +128,21 @@ def _run_pool(todo: list[str], loaders: dict[str, Loader], rounds: dict[str, lis
         rest = PASS_MIN_S - (time.monotonic() - t_pass)
         if saw_disturbance and active and rest > 0:
             time.sleep(rest)
+
+
+def _one_pass(order: list[str], active: dict[str, Callable[[], Any]], rounds: dict[str, list[Round]],
+              protocol: TimingProtocol, canary: Canary | None) -> bool:
+    """One round of each item in `order`, a canary round between them; True if load was seen."""
+    saw, last_key = False, None
+    for key in [*order, None]:
+        c = canary.round_ms() if canary else None
+        if last_key is not None and c is not None:  # the canary around a round: before and after it
+            last = rounds[last_key][-1]
+            rounds[last_key][-1] = replace(last, canary_ms=(last.canary_ms + c) / 2)
+        if key is None:
+            break
+        r = time_round(active[key], protocol)
+        rounds[key].append(Round(r.median_ms, r.p90_ms, r.cv, r.n, c))
+        last_key = key
+        saw = saw or (canary is not None and c is not None and c > canary.ref_ms * (1 + protocol.canary_tol))
+    return saw

@@ -108,6 +108,8 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise UserError(f"unknown device '{name_or_path}'.{hint} Known devices: {', '.join(names)} "
                             "(`hwofa devices` lists them), or pass a path to a profile YAML.")
+    elif path.is_dir():
+        raise UserError(f"device profile '{path}' is a folder; give the path of a profile YAML file.")
     elif not path.is_file():
         raise UserError(f"device profile '{path}' does not exist.")
     try:

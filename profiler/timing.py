@@ -5,12 +5,12 @@ A *round* is a short window of consecutive calls (>= `round_runs`, >= `round_s`)
 is what one window says about the item. Outside load comes in bursts that slow whole windows
 down. A fixed canary model is timed just before every round: its reference is its 25th
 percentile round median (the machine undisturbed); a round whose canary ran more than
-`canary_tol` above it is disturbed and replaced. The estimate is the median of the densest
-group of `rounds` quiet round medians, once they agree within `agree`: neither a burst nor one
-lucky round can drag it. Where the machine never goes quiet, rounds are normalised by how much
-slower the canary ran than its reference (load slows both alike) and the figure is marked not
-converged. `interleave.measure_many` schedules
-the rounds of many items in a random interleaved order.
+`canary_tol` above it is disturbed and replaced. The estimate is the median of the densest group
+of `rounds` quiet round medians, once they agree within `agree`: neither a burst nor one lucky
+round can drag it. One factor per build, the canary's undisturbed floor (its 5th percentile
+over thousands of rounds: the host's short quiet spells) over its median, brings every figure
+from the machine's usual state to its undisturbed one without adding per-round noise.
+`interleave.measure_many` schedules the rounds of many items in a random interleaved order.
 """
 
 from __future__ import annotations
@@ -104,12 +104,12 @@ def disturbed(r: Round, canary_ref_ms: float | None, protocol: TimingProtocol) -
     return r.canary_ms > canary_ref_ms * (1 + protocol.canary_tol)
 
 
-def normalized(r: Round, canary_ref_ms: float | None) -> tuple[float, float]:
-    """(median, p90) of a round scaled by how much slower the canary ran just before it than its
-    reference: moderate outside load slows the canary and the item alike."""
-    if r.canary_ms is None or canary_ref_ms is None or r.canary_ms <= 0:
+def normalized(r: Round, canary_level_ms: float | None) -> tuple[float, float]:
+    """(median, p90) of a round scaled by canary_level / the canary's median around the round:
+    outside load slows the canary and the item alike."""
+    if r.canary_ms is None or canary_level_ms is None or r.canary_ms <= 0:
         return r.median_ms, r.p90_ms
-    k = canary_ref_ms / r.canary_ms
+    k = canary_level_ms / r.canary_ms
     return r.median_ms * k, r.p90_ms * k
 
 
@@ -127,21 +127,24 @@ def densest_group(values: list[float], size: int) -> tuple[list[int], float]:
 
 
 def estimate(rounds: list[Round], protocol: TimingProtocol, canary_ref_ms: float | None = None,
-             final: bool = False) -> Timing | None:
+             final: bool = False, scale: float = 1.0) -> Timing | None:
     """The item's Timing once `rounds` quiet rounds (canary within `canary_tol` of its reference)
     agree within `agree`; None while they do not. With `final` (rounds ran out) it gives the best
-    figure there is, marked not converged: the densest group of the quiet rounds if there are
-    enough, else of every round normalised by its canary (the machine never went quiet)."""
+    figure there is, marked not converged: if too few rounds were quiet, every round scaled by
+    the canary's reference over its own canary (load slows the canary and the item alike).
+
+    `scale` (the canary's undisturbed floor over its usual level, one number per build) brings the
+    figure from the machine's usual state to its undisturbed state, which shared hosts reach
+    only in spells too short for whole rounds to land in."""
     quiet = [r for r in rounds if not disturbed(r, canary_ref_ms, protocol)]
     if len(quiet) >= protocol.rounds:
-        t = _densest(quiet, [(r.median_ms, r.p90_ms) for r in quiet], rounds, protocol)
-        if t.converged or not final:
-            return t if t.converged else None
+        t = _densest(quiet, [(r.median_ms * scale, r.p90_ms * scale) for r in quiet], rounds, protocol)
+        if t.converged or final:
+            return t
     if not final:
         return None
-    if len(quiet) >= protocol.rounds:
-        return t
-    return _densest(rounds, [normalized(r, canary_ref_ms) for r in rounds], rounds, protocol)
+    norm = [normalized(r, canary_ref_ms) for r in rounds]
+    return _densest(rounds, [(m * scale, q * scale) for m, q in norm], rounds, protocol)
 
 
 def _densest(pool: list[Round], values: list[tuple[float, float]], rounds: list[Round],

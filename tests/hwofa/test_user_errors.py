@@ -174,3 +174,19 @@ def test_export_device_twice_and_device_yaml_that_is_a_string(capsys, files, tmp
 def test_run_bad_input(capsys, files, tmp_path, extra, needle):
     user_error(capsys, ["run", "--device", "cpu-onnxruntime", *[a.format(tmp=tmp_path, **files) for a in extra]],
                needle)
+
+
+@pytest.mark.parametrize("case", ["repeat", "lut_dir", "device_dir", "device_string", "unknown"])
+def test_profile_bad_input(capsys, files, case):
+    run = files["run"]
+    (files["dir"] / "d.yaml").mkdir(exist_ok=True)
+    argv, needle = {
+        "repeat": (["profile", "--device", "cpu-onnxruntime", "--device", "cpu-openvino", "--supernet", run],
+                   "given twice"),
+        "lut_dir": (["profile", "--device", "cpu-onnxruntime", "--supernet", run, "--lut", files["dir"]],
+                    "is a folder"),
+        "device_dir": (["profile", "--device", files["dir"] / "d.yaml", "--supernet", run], "is a folder"),
+        "device_string": (["profile", "--device", files["string_yaml"], "--supernet", run], "YAML mapping"),
+        "unknown": (["profile", "--device", "cpu-onnxrt", "--supernet", run], "Did you mean"),
+    }[case]
+    user_error(capsys, argv, needle)

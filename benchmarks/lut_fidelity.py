@@ -133,11 +133,18 @@ def main() -> None:
     ap.add_argument("--round-s", type=float, default=0.1, help="independent timer: seconds per round")
     ap.add_argument("--supernet")
     args = ap.parse_args()
-    builds = []
+    builds: list[dict[str, Any]] = []
+    cond = "disturbed" if args.disturb else "quiet"
+    out = Path(__file__).parent / "results" / f"lut_fidelity_{args.device}_{cond}.json"
     with tempfile.TemporaryDirectory() as tmp:
         for b in range(args.builds):
             builds.append(one_build(args, Path(tmp) / "lut.json", b))
-    cond = "disturbed" if args.disturb else "quiet"
+            ok = write_result(out, args, cond, builds)  # after every build: a long series keeps what it has
+    print(f"{args.device} {cond}: {len(ok)}/{len(builds)} builds meet ≥95 % within ±10 % and ≥80 % within ±5 % "
+          f"-> {out}")
+
+
+def write_result(out: Path, args: argparse.Namespace, cond: str, builds: list[dict[str, Any]]) -> list:
     ok = [b for b in builds if b["calibrated"]["within_10pct"] >= 0.95 and b["calibrated"]["within_5pct"] >= 0.8]
     result = {"device": args.device, "condition": cond,
               "disturbance": {"workers": args.workers} if args.disturb else None,
@@ -145,11 +152,9 @@ def main() -> None:
                                                              "statistic": "lowest round median"},
               "builds_meeting_95_at_10pct_and_80_at_5pct": f"{len(ok)}/{len(builds)}",
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "builds": builds}
-    out = Path(__file__).parent / "results" / f"lut_fidelity_{args.device}_{cond}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.device} {cond}: {len(ok)}/{len(builds)} builds meet ≥95 % within ±10 % and ≥80 % within ±5 % "
-          f"-> {out}")
+    return ok
 
 
 if __name__ == "__main__":

@@ -261,18 +261,40 @@ def _fit_and_check(b: _Build, archs: list[ArchSpec]) -> None:
         b.remeasure([a for a in archs if a.key() in keys], f"fidelity below the goal, try {tries}", deadline)
         cal = calibrate(b.points(archs), tol)
     b.table.calibration = cal
+    repeat = _repeatability(b, archs, tol)
     b.table.header.pop("calibration_partial", None)
-    b.table.header["quality"] = _quality(b, cal, tol, share, tries)
+    b.table.header["quality"] = _quality(b, cal, tol, share, tries, repeat)
     b.save()
 
 
-def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: int) -> dict[str, Any]:
+REPEAT_SUBNETS = 8
+REPEAT_SHARE = 0.75  # of them within half the tolerance, or the table is degraded
+
+
+def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, Any]:
+    """Measure a few calibration subnets again, later, with fresh sessions: how well does this
+    machine reproduce its own figures? A table can be no surer than that."""
+    pick = archs[:: max(1, len(archs) // REPEAT_SUBNETS)][:REPEAT_SUBNETS]
+    space = b.table.space
+    loaders = {a.key(): loader(subnet_for(space, a), (1, space.in_channels, a.resolution, a.resolution),
+                               b.profile, b.backend) for a in pick}
+    again = measure_many(loaders, b.profile.timing, b.canary, b.rng, progress=False)
+    before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}  # on the canary's final scale
+    rel = [abs(again[k].p50_ms / before[k] - 1) for k in before]
+    return {"n": len(rel), "within_half_tolerance": float(np.mean([r <= tol / 2 for r in rel])),
+            "median_abs_pct": float(100 * np.median(rel)), "max_abs_pct": float(100 * max(rel))}
+
+
+def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: int,
+             repeat: dict[str, Any]) -> dict[str, Any]:
     entries = b.table.entries.values()
     rounds = sum(len(e.get("rounds", [])) for e in entries)
     replaced = sum(e.get("rounds_replaced", 0) for e in entries)
     got = cal["fidelity"]["within_tolerance"]
-    q = {"status": "ok" if got >= share else "degraded", "goal": {"tolerance_pct": 100 * tol, "min_share": share},
-         "within_tolerance": got, "fidelity_retries": tries,
+    repeats = repeat["within_half_tolerance"] >= REPEAT_SHARE
+    q = {"status": "ok" if got >= share and repeats else "degraded",
+         "goal": {"tolerance_pct": 100 * tol, "min_share": share}, "within_tolerance": got, "fidelity_retries": tries,
+         "repeatability": repeat,
          "entry_rounds": rounds, "entry_rounds_replaced": replaced,
          "entries_not_converged": sum(1 for e in entries if not e.get("converged", True))}
     if got < share:
@@ -280,6 +302,11 @@ def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: in
                        f"±{100 * tol:.0f} % (goal {100 * share:.0f} %) after {tries} re-measurement(s) over "
                        f"{b.profile.retry_s:.0f} s; {replaced} of {rounds} entry rounds were set aside as disturbed "
                        "by outside load or out of agreement")
+    elif not repeats:
+        q["reason"] = (f"the machine does not reproduce its own measurements: {repeat['n']} calibration subnets "
+                       f"measured again a little later moved by {repeat['median_abs_pct']:.1f} % (median; max "
+                       f"{repeat['max_abs_pct']:.1f} %), only {100 * repeat['within_half_tolerance']:.0f} % within "
+                       f"±{50 * tol:.0f} %")
     return q
 
 

@@ -68,6 +68,7 @@ def test_build_calibrates_robustly_and_swaps_in_complete(tmp_path):
     assert 0 <= fid["within_5pct"] <= fid["within_10pct"] <= 1 and fid["mean_abs_pct_error"] >= 0
     q = table.header["quality"]
     assert q["status"] in ("ok", "degraded") and q["entry_rounds"] >= 3 * len(all_entries(MICRO))
+    assert q["repeatability"]["n"] == 8 and q["repeatability"]["median_abs_pct"] >= 0
     assert table.header["canary"]["ref_ms"] > 0
     for entry in table.entries.values():
         assert entry["rounds_used"] >= 1 and len(entry["rounds"]) >= entry["rounds_used"]

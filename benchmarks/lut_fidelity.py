@@ -132,6 +132,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7, help="independent timer: rounds per subnet")
     ap.add_argument("--round-s", type=float, default=0.1, help="independent timer: seconds per round")
     ap.add_argument("--supernet")
+    ap.add_argument("--note", default="", help="conditions to record with the results")
     args = ap.parse_args()
     builds: list[dict[str, Any]] = []
     cond = "disturbed" if args.disturb else "quiet"
@@ -146,7 +147,7 @@ def main() -> None:
 
 def write_result(out: Path, args: argparse.Namespace, cond: str, builds: list[dict[str, Any]]) -> list:
     ok = [b for b in builds if b["calibrated"]["within_10pct"] >= 0.95 and b["calibrated"]["within_5pct"] >= 0.8]
-    result = {"device": args.device, "condition": cond,
+    result = {"device": args.device, "condition": cond, "note": args.note,
               "disturbance": {"workers": args.workers} if args.disturb else None,
               "subnets": args.subnets, "independent_timer": {"rounds": args.rounds, "round_s": args.round_s,
                                                              "statistic": "lowest round median"},

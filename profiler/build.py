@@ -139,7 +139,6 @@ class _Build:
         self.table.header["build_seconds"] = round(time.time() - self.t0, 1)
         self.table.header["canary"] = {"model": "conv3x3 16-32-16 at 16x16", "ref_ms": round(self.canary.ref_ms, 5),
                                        "floor_ms": round(self.canary.floor_ms, 5),
-                                       "scale": round(self.canary.scale, 5),
                                        "medians": [round(m, 5) for m in self.canary.medians]}
         self.table.save(self.work)
 
@@ -179,19 +178,19 @@ class _Build:
         self.refresh()
         done = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
         pts = [done[a.key()] for a in archs]
-        ref, scale, proto = self.canary.ref_ms, self.canary.scale, self.profile.timing
+        ref, proto = self.canary.ref_ms, self.profile.timing
         for p, a in zip(pts, archs, strict=True):
             rounds = [Round.from_list(r) for r in p["rounds"]]
-            p.update(_point_fields(estimate(rounds, proto, ref, final=True, scale=scale)))
+            p.update(_point_fields(estimate(rounds, proto, ref, final=True)))
             p["raw_ms"], p["weight_mb"] = self.table.raw_ms(a), self.table.weight_mb(a)
         return pts
 
     def refresh(self) -> None:
-        ref, scale, proto = self.canary.ref_ms, self.canary.scale, self.profile.timing
+        ref, proto = self.canary.ref_ms, self.profile.timing
         for key, e in self.table.entries.items():
             if not e.get("rounds"):
                 continue
-            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True, scale=scale)
+            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True)
             self.table.entries[key] = {**e, **t.to_dict()}
 
     def remeasure(self, archs: list[ArchSpec], why: str, deadline: float | None) -> None:
@@ -279,7 +278,7 @@ def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, An
     loaders = {a.key(): loader(subnet_for(space, a), (1, space.in_channels, a.resolution, a.resolution),
                                b.profile, b.backend) for a in pick}
     again = measure_many(loaders, b.profile.timing, b.canary, b.rng, progress=False)
-    before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}  # on the canary's final scale
+    before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}
     rel = [abs(again[k].p50_ms / before[k] - 1) for k in before]
     return {"n": len(rel), "within_half_tolerance": float(np.mean([r <= tol / 2 for r in rel])),
             "median_abs_pct": float(100 * np.median(rel)), "max_abs_pct": float(100 * max(rel))}

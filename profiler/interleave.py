@@ -56,11 +56,6 @@ class Canary:
         """The canary's undisturbed level: the host's short quiet spells."""
         return float(np.percentile(self.medians, 5))
 
-    @property
-    def scale(self) -> float:
-        """Undisturbed over usual: the factor that brings a figure to the undisturbed machine."""
-        return self.floor_ms / float(np.median(self.medians))
-
     def round_ms(self) -> float:
         r = time_round(self.run, self.protocol)
         self.medians.append(r.median_ms)
@@ -84,9 +79,9 @@ def measure_many(loaders: dict[str, Loader], protocol: TimingProtocol, canary: C
     results: dict[str, Timing] = {}
     bar = tqdm(total=len(loaders), desc=desc, disable=not progress, unit="item")
     _run_pool(list(loaders), loaders, rounds, results, protocol, canary, rng, pool, on_done, bar, deadline)
-    ref, scale = (canary.ref_ms, canary.scale) if canary else (None, 1.0)
+    ref = canary.ref_ms if canary else None
     again = [k for k in loaders if k in results and results[k].converged
-             and estimate(rounds[k], protocol, ref, scale=scale) is None]
+             and estimate(rounds[k], protocol, ref) is None]
     if again and not _past(deadline):
         log.info("%d item(s) had agreeing rounds that the canary's final reference marks as disturbed; "
                  "measuring them again", len(again))
@@ -115,10 +110,10 @@ def _run_pool(todo: list[str], loaders: dict[str, Loader], rounds: dict[str, lis
         order = list(active)
         rng.shuffle(order)
         saw_disturbance = _one_pass(order, active, rounds, protocol, canary)
-        ref, scale = (canary.ref_ms, canary.scale) if canary else (None, 1.0)
+        ref = canary.ref_ms if canary else None
         for key in order:
             final = len(rounds[key]) >= budget[key] or _past(deadline)
-            t = estimate(rounds[key], protocol, ref, final=final, scale=scale)
+            t = estimate(rounds[key], protocol, ref, final=final)
             if t is not None:
                 results[key] = t
                 del active[key]

@@ -7,9 +7,8 @@ down. A fixed canary model is timed just before every round: its reference is it
 percentile round median (the machine undisturbed); a round whose canary ran more than
 `canary_tol` above it is disturbed and replaced. The estimate is the median of the densest group
 of `rounds` quiet round medians, once they agree within `agree`: neither a burst nor one lucky
-round can drag it. One factor per build, the canary's undisturbed floor (its 5th percentile
-over thousands of rounds: the host's short quiet spells) over its median, brings every figure
-from the machine's usual state to its undisturbed one without adding per-round noise.
+round can drag it. (Hosts also have short fast spells, when a neighbour pauses; the densest
+group does not chase them: a figure they set would not hold when a user re-measures.)
 `interleave.measure_many` schedules the rounds of many items in a random interleaved order.
 """
 
@@ -127,24 +126,19 @@ def densest_group(values: list[float], size: int) -> tuple[list[int], float]:
 
 
 def estimate(rounds: list[Round], protocol: TimingProtocol, canary_ref_ms: float | None = None,
-             final: bool = False, scale: float = 1.0) -> Timing | None:
+             final: bool = False) -> Timing | None:
     """The item's Timing once `rounds` quiet rounds (canary within `canary_tol` of its reference)
     agree within `agree`; None while they do not. With `final` (rounds ran out) it gives the best
     figure there is, marked not converged: if too few rounds were quiet, every round scaled by
-    the canary's reference over its own canary (load slows the canary and the item alike).
-
-    `scale` (the canary's undisturbed floor over its usual level, one number per build) brings the
-    figure from the machine's usual state to its undisturbed state, which shared hosts reach
-    only in spells too short for whole rounds to land in."""
+    the canary's reference over its own canary (load slows the canary and the item alike)."""
     quiet = [r for r in rounds if not disturbed(r, canary_ref_ms, protocol)]
     if len(quiet) >= protocol.rounds:
-        t = _densest(quiet, [(r.median_ms * scale, r.p90_ms * scale) for r in quiet], rounds, protocol)
+        t = _densest(quiet, [(r.median_ms, r.p90_ms) for r in quiet], rounds, protocol)
         if t.converged or final:
             return t
     if not final:
         return None
-    norm = [normalized(r, canary_ref_ms) for r in rounds]
-    return _densest(rounds, [(m * scale, q * scale) for m, q in norm], rounds, protocol)
+    return _densest(rounds, [normalized(r, canary_ref_ms) for r in rounds], rounds, protocol)
 
 
 def _densest(pool: list[Round], values: list[tuple[float, float]], rounds: list[Round],

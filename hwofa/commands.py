@@ -36,11 +36,14 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """One process, or one rank of a `torchrun` job (then only rank 0 writes and prints)."""
     from supernet import load_dataset, load_recipe
+    from supernet.distributed import init_from_env
+    from supernet.recipe import resolve_recipe
     from supernet.train import Trainer
 
     if args.recipe is not None:
-        check_readable_file(args.recipe, "recipe")
+        check_readable_file(resolve_recipe(args.recipe), "recipe")
     check_data_dir(args.data_dir)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out '{args.out}' is a file; a supernet run needs a folder. Choose another --out.")
@@ -48,10 +51,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     data = load_dataset(args.dataset, args.data_dir)
     t0 = time.time()
-    final = Trainer(recipe, data, args.out, device=args.torch_device).fit(resume=args.resume)
+    ctx = init_from_env(args.torch_device)
+    try:
+        final = Trainer(recipe, data, args.out, amp=args.amp, dist=ctx).fit(resume=args.resume)
+    finally:
+        ctx.close()
+    if not ctx.is_main:
+        return 0
     for name, m in final["test_top1"].items():
         echo(f"{name:<9} test top-1 {m['test_top1']:.4f}")
-    echo(f"✓ supernet written to {args.out} ({elapsed(t0)}); next: hwofa predictor --supernet {args.out}")
+    ranks = f", {ctx.world_size} processes" if ctx.enabled else ""
+    echo(f"✓ supernet written to {args.out} ({elapsed(t0)}{ranks}); next: hwofa predictor --supernet {args.out}")
     return 0
 
 
@@ -82,6 +92,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
          f"  fidelity on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "
          f"±10 %, {100 * fid.get('within_5pct', float('nan')):.0f} % within ±5 %, mean abs error "
          f"{fid['mean_abs_pct_error']:.1f} %, rank correlation {fid['spearman']:.3f}")
+    rep = q.get("repeatability")
+    if rep:
+        echo(f"  repeatability: {rep['n']} calibration subnets measured again later moved by "
+             f"{rep['median_abs_pct']:.1f} % (median; max {rep['max_abs_pct']:.1f} %)")
     if q.get("status") == "degraded":
         echo(f"✗ DEGRADED table: {q.get('reason')}. It is saved, but its predictions may miss by more than the goal; "
              f"rebuild it when the machine is quieter (hwofa profile --device {args.device} --rebuild).")

@@ -60,8 +60,9 @@ class Dataset:
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
-                 image_size: int = 28, grayscale: bool = True) -> Dataset:
-    """Load a dataset by name; `data_dir` overrides where it is looked for."""
+                 image_size: int | None = None, grayscale: bool | None = None) -> Dataset:
+    """Load a dataset by name; `data_dir` overrides where it is looked for. `image_size` and `grayscale`
+    apply to an image folder only; by default they follow from its images (see `_image_folder`)."""
     if name == "fashion-mnist":
         return _fashion_mnist(data_dir, download)
     if name == "cifar10":
@@ -101,15 +102,26 @@ def preprocess(images: torch.Tensor, resolution: int, mean: list[float], std: li
 
 def augment(images: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random crop after zero padding and random horizontal flip, on a uint8 batch."""
-    n, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))
+    return apply_augment(images, augment_params(len(images), gen, pad), pad)
+
+
+def augment_params(n: int, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """The random choices of `augment` for a batch of n: [n, 3] rows (dx, dy, flip). Drawn for a whole
+    global batch so that every data-parallel rank can apply its shard's rows."""
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    return torch.stack([dx, dy, flip.long()], 1)
+
+
+def apply_augment(images: torch.Tensor, params: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    n, _, h, w = images.shape
+    dx, dy, flip = params[:, 0], params[:, 1], params[:, 2].bool()
+    padded = F.pad(images, (pad, pad, pad, pad))
     rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # [n, h]
     cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # [n, w]
     idx_n = torch.arange(n).view(n, 1, 1)
     out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
-    flip = torch.rand(n, generator=gen) < 0.5
     out[flip] = out[flip].flip(-1)
     return out.contiguous()
 
@@ -183,27 +195,51 @@ def _download_fashion_mnist(dest: Path) -> None:
 
 
 # ---- image folder -------------------------------------------------------------
-def _image_folder(root: Path, size: int, grayscale: bool) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+MAX_FOLDER_SIZE = 256
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
-    splits = {}
+
+def _image_folder(root: Path, size: int | None, grayscale: bool | None) -> Dataset:
+    """Without `size`/`grayscale` both follow from the folder alone (so every stage that reloads the data by
+    name and folder gets the same tensors): images are resized to S x S, S = the largest shorter side among
+    them (at most 256), and kept RGB unless every image is grayscale."""
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir()) if (root / "train").is_dir() else []
     if not classes:
         raise UserError(f"imagefolder: '{root}/train' has no class folders; expected "
                         f"{root}/train/<class>/<image> and {root}/test/<class>/<image>.")
-    for split in ("train", "test"):
-        xs, ys = [], []
-        for label, cls in enumerate(classes):
-            for p in sorted((root / split / cls).glob("*")):
-                try:
-                    with Image.open(p) as im:
-                        im = im.convert("L" if grayscale else "RGB").resize((size, size), Image.BILINEAR)
-                        a = np.asarray(im, dtype=np.uint8)
-                except (UnidentifiedImageError, OSError) as exc:
-                    raise UserError(f"imagefolder: cannot read image '{p}': {exc}.") from exc
-                xs.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-                ys.append(label)
-        if not xs:
+    files = {split: [(p, label) for label, cls in enumerate(classes) for p in sorted((root / split / cls).glob("*"))]
+             for split in ("train", "test")}
+    for split, items in files.items():
+        if not items:
             raise UserError(f"imagefolder: no images under '{root / split}'.")
-        splits[split] = (torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64))
+    if size is None or grayscale is None:
+        sizes, modes = zip(*(_probe(p) for items in files.values() for p, _ in items), strict=True)
+        size = size or min(MAX_FOLDER_SIZE, max(min(wh) for wh in sizes))
+        grayscale = all(m in GRAY_MODES for m in modes) if grayscale is None else grayscale
+    splits = {}
+    for split, items in files.items():
+        xs = [_read_image(p, size, grayscale) for p, _ in items]
+        splits[split] = (torch.from_numpy(np.stack(xs)), torch.tensor([y for _, y in items], dtype=torch.int64))
     return Dataset("imagefolder", *splits["train"], *splits["test"], classes)
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], str]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"imagefolder: cannot read image '{path}': {exc}.") from exc
+
+
+def _read_image(path: Path, size: int, grayscale: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("L" if grayscale else "RGB").resize((size, size), Image.BILINEAR),
+                           dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"imagefolder: cannot read image '{path}': {exc}.") from exc
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)

@@ -12,7 +12,8 @@ import yaml
 from supernet.errors import UserError
 from supernet.space import SearchSpace
 
-DEFAULT_RECIPE = Path(__file__).resolve().parent / "recipes" / "fashion_mnist.yaml"
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+DEFAULT_RECIPE = RECIPES_DIR / "fashion_mnist.yaml"
 
 
 @dataclass
@@ -36,7 +37,10 @@ class Recipe:
     phases: list[Phase]
     space: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    batch_size: int = 128
+    batch_size: int = 128  # images per optimiser step, over all data-parallel ranks together
+    # BN batch statistics are taken over micro-batches of this size (gradients accumulated over them);
+    # fixing it makes a run's arithmetic independent of the number of ranks. None: batch_size / ranks.
+    micro_batch_size: int | None = None
     val_size: int = 5000
     weight_decay: float = 5e-5
     kd_temperature: float = 1.0
@@ -69,6 +73,11 @@ class Recipe:
                 raise UserError(f"{source}: phase '{phases[-1].name}' needs epochs >= 1, lr > 0 and "
                                 "subnets_per_step >= 1.")
         recipe = cls(**{**data, "phases": phases})
+        mb = recipe.micro_batch_size
+        if not isinstance(recipe.batch_size, int) or recipe.batch_size < 1 or \
+                (mb is not None and (not isinstance(mb, int) or mb < 1 or recipe.batch_size % mb)):
+            raise UserError(f"{source}: batch_size ({recipe.batch_size}) must be a positive integer and a multiple "
+                            f"of micro_batch_size ({mb}).")
         space = recipe.search_space()
         for ph in phases:
             for dim in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):
@@ -79,8 +88,17 @@ class Recipe:
         return recipe
 
 
+def resolve_recipe(name: str | os.PathLike | None) -> Path:
+    """A recipe file, or the name of one shipped in supernet/recipes/ (`cifar10`, `fashion_mnist_short`)."""
+    if name is None:
+        return DEFAULT_RECIPE
+    path = Path(name)
+    shipped = RECIPES_DIR / f"{name}.yaml"
+    return shipped if not path.exists() and os.sep not in str(name) and shipped.is_file() else path
+
+
 def load_recipe(path: str | os.PathLike | None = None) -> Recipe:
-    path = Path(path) if path is not None else DEFAULT_RECIPE
+    path = resolve_recipe(path)
     if not path.is_file():
         raise UserError(f"recipe '{path}' does not exist.")
     try:

@@ -4,10 +4,17 @@ Each later phase trains several subnets per step (always the phase's largest and
 smallest, plus random ones: the sandwich rule) and distils from the full network
 frozen after the first phase. Every epoch ends with an atomic checkpoint of the
 weights, the optimiser state and the progress; `resume=True` continues from it.
+
+Data parallel (see supernet/distributed.py): the subnets and the global batch of a step
+come from the step's seed, identical on every rank; each rank trains its micro-batches of
+that batch and the gradients are averaged before the optimiser step. Only rank 0 touches
+the run folder, so a checkpoint is the same whatever the number of ranks, and a run can be
+resumed with any number of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -20,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from supernet._train_state import committed_weights, prune_state, save_state, state_path
 from supernet.bn import check_dataset, predict_logits, recalibrate_bn, top1
 from supernet.checkpoint import load_tensors, save_supernet, save_tensors
-from supernet.data import Dataset, augment, preprocess, train_val_split
+from supernet.data import Dataset, apply_augment, augment_params, preprocess, train_val_split
+from supernet.distributed import DistContext, parse_device
 from supernet.errors import UserError
 from supernet.files import read_json
 from supernet.network import Supernet
@@ -54,28 +63,49 @@ def distill_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float
     return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
 
 
-def _torch_device(name: str) -> torch.device:
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"--torch-device '{name}' is not a torch device name (use cpu, cuda or cuda:N).") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--torch-device {name}: this torch build or machine has no CUDA GPU; use --torch-device cpu.")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--torch-device {name}: only cpu and cuda are supported.")
-    return dev
+def check_amp(amp: bool, device: torch.device) -> bool:
+    """bf16 autocast is for CUDA GPUs; asked for anywhere else it is refused (never silently ignored)."""
+    if not amp:
+        return False
+    if device.type != "cuda":
+        raise UserError("--amp (bf16 autocast) needs a CUDA GPU (--torch-device cuda); on the CPU it would only "
+                        "slow training down and change its numerics. Train without --amp.")
+    if not torch.cuda.is_bf16_supported():
+        raise UserError(f"--amp: GPU '{torch.cuda.get_device_name(device)}' does not support bf16; train without "
+                        "--amp.")
+    return True
+
+
+def micro_batches(recipe: Recipe, world_size: int) -> tuple[int, int]:
+    """(micro-batch size, micro-batches per rank and step) for `world_size` ranks sharing each global batch."""
+    mb = recipe.micro_batch_size or recipe.batch_size // world_size
+    n = recipe.batch_size // mb if mb else 0
+    if mb < 1 or recipe.batch_size % mb or n % world_size:
+        fixed = f"{recipe.batch_size // mb} micro-batches of {mb}" if recipe.micro_batch_size else \
+            f"batch_size {recipe.batch_size}"
+        raise UserError(f"{world_size} processes cannot share a step of {fixed} evenly; start a number of "
+                        "processes that divides it, or change batch_size / micro_batch_size in the recipe.")
+    return mb, n // world_size
 
 
 class Trainer:
     """Runs a recipe into a run folder; all state needed to resume lives in that folder."""
 
-    def __init__(self, recipe: Recipe, data: Dataset, run: str | Path, device: str = "cpu") -> None:
+    def __init__(self, recipe: Recipe, data: Dataset, run: str | Path, device: str = "cpu", amp: bool = False,
+                 dist: DistContext | None = None) -> None:
         self.recipe, self.data, self.run = recipe, data, Path(run)
-        self.device = _torch_device(device)
+        self.dist = dist or DistContext(device=parse_device(device))
+        self.device = self.dist.device
+        self.amp = check_amp(amp, self.device)
         self.space = recipe.search_space()
         if data.train_x.shape[1] != self.space.in_channels:
             raise UserError(f"dataset '{data.name}' has {data.train_x.shape[1]} channel(s) but the space expects "
-                            f"{self.space.in_channels}; set space.in_channels in the recipe.")
+                            f"{self.space.in_channels}; set space.in_channels in the recipe (RGB recipes: "
+                            "supernet/recipes/cifar10.yaml, supernet/recipes/imagefolder.yaml).")
+        if len(data.classes) != self.space.num_classes:
+            raise UserError(f"dataset '{data.name}' has {len(data.classes)} classes but the space has "
+                            f"{self.space.num_classes} outputs; set space.num_classes in the recipe.")
+        self.micro_batch, self.micro_per_rank = micro_batches(recipe, self.dist.world_size)
         self.mean, self.std = data.mean_std()
         self.train_idx, self.val_idx = train_val_split(len(data.train_y), recipe.val_size, recipe.seed)
         if recipe.train_limit:
@@ -97,13 +127,15 @@ class Trainer:
                 "metrics": final or {}}
 
     def _checkpoint(self, phase_idx: int, epoch: int, opt: torch.optim.Optimizer) -> None:
-        """Optimizer state first, then the weights, then supernet.json: the JSON (naming both files'
-        hashes and the progress) is the single commit point, so a kill anywhere leaves a consistent run."""
+        """Optimizer state and a weights copy first (content-addressed), then the weights, then supernet.json:
+        the JSON (naming both hashes and the progress) is the single commit point (see _train_state.py)."""
         state = {f"{i}.{k}": v for i, s in opt.state_dict()["state"].items() for k, v in s.items()
                  if torch.is_tensor(v)}
-        opt_sha = save_tensors(self.run / "train_state" / "optimizer.safetensors", state)
+        opt_sha = save_state(self.run, "optimizer", state)
+        weights_sha = save_state(self.run, "supernet", self.net.state_dict())
         progress = {"phase": phase_idx, "epoch": epoch, "optimizer_sha256": opt_sha}
         save_supernet(self.run, self.net, self.meta(progress))
+        prune_state(self.run, {opt_sha, weights_sha})
 
     def _resume_point(self) -> tuple[int, int]:
         if not (self.run / "supernet.json").is_file():
@@ -120,14 +152,16 @@ class Trainer:
         self._optimizer_sha = prog.get("optimizer_sha256")
         phase, epoch = prog["phase"], prog["epoch"]
         self._check_resumable(meta.get("recipe") or {}, phase, epoch)
-        self.net.load_state_dict(load_tensors(self.run / "supernet.safetensors", "supernet",
-                                              meta.get("weights_sha256")))
+        sha = meta.get("weights_sha256")
+        self.net.load_state_dict(load_tensors(committed_weights(self.run, sha), "supernet", sha))
         self.history = meta.get("history", [])
         return phase, epoch
 
     def _check_resumable(self, started: dict[str, Any], phase: int, epoch: int) -> None:
         """A resumed run may change only the phases it has not begun (to extend or shorten training)."""
         now = self.recipe.to_dict()
+        with contextlib.suppress(UserError):  # keys added since the run began take their defaults
+            started = Recipe.from_dict(started).to_dict()
         begun = phase + 1 if epoch > 0 else phase
         same_globals = {k: v for k, v in started.items() if k != "phases"} == \
             {k: v for k, v in now.items() if k != "phases"}
@@ -142,10 +176,12 @@ class Trainer:
 
     # ---- loop -------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        start_phase, start_epoch = self._resume_point() if resume else (0, 0)
-        if not resume and (self.run / "supernet.json").is_file():
-            raise UserError(f"'{self.run}' already holds a supernet; pass --resume to continue its training or "
-                            "choose another --out (nothing was overwritten).")
+        """Train the recipe; returns the final metrics (on rank 0; an empty dict on the other ranks)."""
+        if self.dist.from_rank0(self.data.fingerprint) != self.data.fingerprint():
+            raise UserError(f"rank {self.dist.rank}: dataset '{self.data.name}' differs from rank 0's (sha256 "
+                            f"{self.data.fingerprint()[:12]}…); every node needs the same files.")
+        start_phase, start_epoch = self.dist.from_rank0(lambda: self._start_point(resume))
+        self.dist.sync_module(self.net)
         for p_idx, phase in enumerate(self.recipe.phases):
             if p_idx < start_phase:
                 continue
@@ -153,9 +189,18 @@ class Trainer:
             if first_epoch >= phase.epochs:
                 continue
             self._run_phase(p_idx, phase, first_epoch)
+        if not self.dist.is_main:
+            return {}
         final = self.final_metrics()
         save_supernet(self.run, self.net, self.meta({"phase": len(self.recipe.phases), "epoch": 0}, final))
         return final
+
+    def _start_point(self, resume: bool) -> tuple[int, int]:
+        start = self._resume_point() if resume else (0, 0)
+        if not resume and (self.run / "supernet.json").is_file():
+            raise UserError(f"'{self.run}' already holds a supernet; pass --resume to continue its training or "
+                            "choose another --out (nothing was overwritten).")
+        return start
 
     def _run_phase(self, p_idx: int, phase: Phase, first_epoch: int) -> None:
         if phase.kd_ratio > 0:
@@ -172,46 +217,89 @@ class Trainer:
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=gen)]
             self.net.train()
             t0, losses = time.time(), []
-            bar = tqdm(range(steps), desc=f"{phase.name} {epoch + 1}/{phase.epochs}", leave=False)
+            bar = tqdm(range(steps), desc=f"{phase.name} {epoch + 1}/{phase.epochs}", leave=False,
+                       disable=not self.dist.is_main)
             for step in bar:
                 lr = 0.5 * phase.lr * (1 + math.cos(math.pi * (epoch * steps + step) / (phase.epochs * steps)))
                 for group in opt.param_groups:
                     group["lr"] = lr
                 idx = order[step * self.recipe.batch_size:(step + 1) * self.recipe.batch_size]
-                images = augment(self.data.train_x[idx], gen).to(self.device, non_blocking=True)
-                losses.append(self._step(phase, images, self.data.train_y[idx].to(self.device), rng, opt))
+                losses.append(self._step(phase, self._shard(idx, gen), rng, opt))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            record = {"phase": phase.name, "epoch": epoch + 1, "loss": sum(losses) / len(losses),
-                      "seconds": round(time.time() - t0, 1), **self.val_metrics()}
-            self.history.append(record)
-            log.info("%s", record)
-            self._checkpoint(p_idx, epoch + 1, opt)
-            if p_idx == 0 and epoch + 1 == phase.epochs:
-                save_tensors(self.run / "train_state" / "teacher.safetensors", self.net.state_dict())
+            self._end_epoch(p_idx, phase, epoch, opt, sum(losses) / len(losses), time.time() - t0)
 
-    def _step(self, phase: Phase, images: torch.Tensor, labels: torch.Tensor, rng: random.Random,
+    def _shard(self, idx: torch.Tensor, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's micro-batches of a global batch; the augmentation is drawn for the whole batch."""
+        params = augment_params(len(idx), gen)
+        first = self.dist.rank * self.micro_per_rank
+        out = []
+        for m in range(first, first + self.micro_per_rank):
+            sl = slice(m * self.micro_batch, (m + 1) * self.micro_batch)
+            images = apply_augment(self.data.train_x[idx[sl]], params[sl])
+            out.append((images.to(self.device, non_blocking=True), self.data.train_y[idx[sl]].to(self.device)))
+        return out
+
+    def _end_epoch(self, p_idx: int, phase: Phase, epoch: int, opt: torch.optim.Optimizer, loss: float,
+                   seconds: float) -> None:
+        """Make the ranks agree (BN statistics, mean loss); rank 0 evaluates and writes the checkpoint."""
+        self.dist.average_bn_statistics(self.net)
+        mean_loss = torch.tensor([loss], device=self.device)
+        self.dist.average([mean_loss])
+        if not self.dist.is_main:
+            return
+        record = {"phase": phase.name, "epoch": epoch + 1, "loss": mean_loss.item(), "seconds": round(seconds, 1),
+                  "ranks": self.dist.world_size, **self.val_metrics()}
+        self.history.append(record)
+        log.info("%s", record)
+        self._checkpoint(p_idx, epoch + 1, opt)
+        if p_idx == 0 and epoch + 1 == phase.epochs:
+            save_tensors(self.run / "train_state" / "teacher.safetensors", self.net.state_dict())
+
+    def _step(self, phase: Phase, micro: list[tuple[torch.Tensor, torch.Tensor]], rng: random.Random,
               opt: torch.optim.Optimizer) -> float:
-        archs = phase_archs(self.space, phase, rng)
-        teacher_cache: dict[int, torch.Tensor] = {}
+        """Each micro-batch's gradient (summed over the step's subnets) is formed on its own and the micro-batches
+        are then averaged, so one process with 2 micro-batches adds exactly what 2 ranks' all-reduce adds."""
+        archs = phase_archs(self.space, phase, rng)  # same rng state on every rank: same subnets
+        params = list(self.net.parameters())
+        summed: list[torch.Tensor | None] | None = None
         total = 0.0
-        for arch in archs:
-            x = preprocess(images, arch.resolution, self.mean, self.std).contiguous(
-                memory_format=torch.channels_last)
-            self.net.set_arch(arch)
-            logits = self.net(x)
-            loss = F.cross_entropy(logits, labels)
-            if phase.kd_ratio > 0 and self.teacher is not None:
-                if arch.resolution not in teacher_cache:
-                    with torch.no_grad():
-                        teacher_cache[arch.resolution] = self.teacher(x)
-                loss = loss + phase.kd_ratio * distill_loss(logits, teacher_cache[arch.resolution],
-                                                            self.recipe.kd_temperature)
-            (loss / len(archs)).backward()
-            total += loss.item() / len(archs)
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.recipe.grad_clip)
+        for images, labels in micro:
+            total += self._micro_step(phase, archs, images, labels) / len(micro)
+            if len(micro) > 1:
+                grads = [p.grad for p in params]
+                summed = grads if summed is None else [g if s is None else s if g is None else s + g
+                                                       for s, g in zip(summed, grads, strict=True)]
+                opt.zero_grad(set_to_none=True)
+        if summed is not None:
+            for p, g in zip(params, summed, strict=True):
+                p.grad = None if g is None else g / len(micro)
+        self.dist.average_gradients(params)
+        torch.nn.utils.clip_grad_norm_(params, self.recipe.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         return total
+
+    def _micro_step(self, phase: Phase, archs: list[ArchSpec], images: torch.Tensor, labels: torch.Tensor) -> float:
+        teacher_cache: dict[int, torch.Tensor] = {}
+        total = 0.0
+        for arch in archs:
+            self.net.set_arch(arch)
+            x = preprocess(images, arch.resolution, self.mean, self.std).contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.net(x)
+                loss = F.cross_entropy(logits, labels)
+                if phase.kd_ratio > 0 and self.teacher is not None:
+                    if arch.resolution not in teacher_cache:
+                        with torch.no_grad():
+                            teacher_cache[arch.resolution] = self.teacher(x)
+                    loss = loss + phase.kd_ratio * distill_loss(logits.float(), teacher_cache[arch.resolution].float(),
+                                                                self.recipe.kd_temperature)
+            (loss / len(archs)).backward()
+            total += loss.item() / len(archs)
+        return total
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
 
     def _steps_per_epoch(self) -> int:
         steps = len(self.train_idx) // self.recipe.batch_size
@@ -223,19 +311,24 @@ class Trainer:
         return steps
 
     def _load_teacher(self) -> None:
-        path = self.run / "train_state" / "teacher.safetensors"
         if self.teacher is None:
             self.teacher = copy.deepcopy(self.net)
-            if path.is_file():
-                self.teacher.load_state_dict(load_tensors(path, "teacher"))
-            else:
-                save_tensors(path, self.net.state_dict())
+            self.teacher.load_state_dict(self.dist.from_rank0(self._teacher_state))
             self.teacher.set_arch(self.space.largest())
             self.teacher.eval().requires_grad_(False)
 
+    def _teacher_state(self) -> dict[str, torch.Tensor]:
+        """Rank 0: the frozen full network of the first phase (saved now if the run has none yet)."""
+        path = self.run / "train_state" / "teacher.safetensors"
+        if path.is_file():
+            return load_tensors(path, "teacher")
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        save_tensors(path, state)
+        return state
+
     def _load_optimizer(self, opt: torch.optim.Optimizer) -> None:
-        flat = load_tensors(self.run / "train_state" / "optimizer.safetensors", "optimizer state",
-                            self._optimizer_sha)
+        flat = self.dist.from_rank0(lambda: load_tensors(state_path(self.run, "optimizer", self._optimizer_sha),
+                                                         "optimizer state", self._optimizer_sha))
         sd = opt.state_dict()
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in flat.items():

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from supernet import UserError, load_dataset, preprocess, train_val_split
-from supernet.data import augment
+from supernet.data import apply_augment, augment, augment_params
 
 
 def _write_idx(path, arr, gz=True):
@@ -95,10 +95,14 @@ def test_image_folder(tmp_path):
             d.mkdir(parents=True)
             for i in range(n):
                 Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    ds = load_dataset("imagefolder", tmp_path, image_size=28)
+    ds = load_dataset("imagefolder", tmp_path, image_size=28, grayscale=True)
     assert ds.classes == ["cat", "dog"]
     assert ds.train_x.shape == (6, 1, 28, 28) and ds.test_x.shape == (4, 1, 28, 28)
     assert ds.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    auto = load_dataset("imagefolder", tmp_path)  # RGB images, 40x30: kept RGB at the largest shorter side
+    assert auto.train_x.shape == (6, 3, 30, 30)
+    Image.fromarray(rng.integers(0, 255, (50, 60), dtype=np.uint8)).save(tmp_path / "test" / "dog" / "gray.png")
+    assert load_dataset("imagefolder", tmp_path).test_x.shape == (5, 3, 50, 50)  # one RGB image makes it RGB
     (tmp_path / "train" / "cat" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(UserError, match="cannot read image"):
         load_dataset("imagefolder", tmp_path)
@@ -127,3 +131,5 @@ def test_augment_keeps_shape_and_content_range():
     assert not torch.equal(out, imgs)
     same = augment(imgs, torch.Generator().manual_seed(0))
     assert torch.equal(out, same)
+    params = augment_params(16, torch.Generator().manual_seed(0))  # a shard applies its rows of the batch's draw
+    assert torch.equal(apply_augment(imgs[8:], params[8:]), out[8:])

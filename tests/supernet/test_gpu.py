@@ -26,3 +26,11 @@ def test_cuda_training_checkpoint_loads_and_resumes_on_cpu(tmp_path, fmnist, tin
     final = Trainer(recipe, fmnist, tmp_path / "gpu").fit(resume=True)
     for name, m in final["test_top1"].items():
         assert abs(m["test_top1"] - meta["metrics"]["test_top1"][name]["test_top1"]) <= 0.01
+
+
+def test_amp_bf16_training_on_cuda(tmp_path, fmnist, tiny_recipe_path):
+    """`--amp`: bf16 autocast; the weights stay float32 and finite, the run loads on the CPU."""
+    Trainer(load_recipe(tiny_recipe_path), fmnist, tmp_path / "amp", device="cuda", amp=True).fit()
+    net, meta = load_supernet(tmp_path / "amp")
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net.parameters())
+    assert all(0.0 <= m["test_top1"] <= 1.0 for m in meta["metrics"]["test_top1"].values())

@@ -110,3 +110,32 @@ def test_other_dataset_is_refused(fmnist, tiny_run):
     other = replace(fmnist, test_y=labels, _sha256=None)
     with pytest.raises(UserError, match="not the one this supernet was trained on"):
         calibration_images(meta, other)
+
+
+def test_kill_between_weights_and_json_resumes_from_the_committed_copy(tmp_path, fmnist, tiny_recipe_path, tiny_run,
+                                                                       monkeypatch):
+    import supernet.train as train_mod
+    from supernet import save_tensors, sha256_file
+
+    real, calls = train_mod.save_supernet, {"n": 0}
+
+    def torn(run, net, meta):  # the second checkpoint's weights land, its supernet.json does not
+        calls["n"] += 1
+        if calls["n"] == 2:
+            save_tensors(run / "supernet.safetensors", net.state_dict())
+            raise KeyboardInterrupt
+        real(run, net, meta)
+
+    monkeypatch.setattr(train_mod, "save_supernet", torn)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(load_recipe(tiny_recipe_path), fmnist, run).fit()
+    monkeypatch.undo()
+    meta = json.loads((run / "supernet.json").read_text())
+    assert {k: meta["progress"][k] for k in ("phase", "epoch")} == {"phase": 0, "epoch": 1}
+    assert sha256_file(run / "supernet.safetensors") != meta["weights_sha256"]  # newer than its JSON
+    Trainer(load_recipe(tiny_recipe_path), fmnist, run).fit(resume=True)
+    a, b = load_file(tiny_run / "supernet.safetensors"), load_file(run / "supernet.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert len(list((run / "train_state").glob("optimizer.*.safetensors"))) == 1  # older states pruned

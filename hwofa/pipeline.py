@@ -134,7 +134,7 @@ def search_devices(devices: list[str], latency_ms: float, supernet: str | os.Pat
         table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress)
         res = search(net.space, predictor, table, latency_ms, random.Random(seed))
         fid = table.calibration["fidelity"]
-        result["devices"][device] = {
+        result["devices"][load_profile(device).name] = {  # a device is named by its profile's stem
             **res.to_dict(), "lut": {"path": str(path), "sha256": sha256_file(path)},
             "latency_error": {k: fid[k] for k in ("within_10pct", "mean_abs_pct_error", "max_abs_pct_error",
                                                   "spearman", "n", "method")},
@@ -159,6 +159,7 @@ def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLik
         raise UserError(f"search: '{path}' is not a hwofa search result: {found}, expected '{SEARCH_FORMAT}'. "
                         "Pass a search.json written by `hwofa search` or `hwofa run`.")
     require_fields(data, {"inputs": dict, "devices": dict, "budget_ms": NUMBER}, "search", path)
+    device = load_profile(device).name  # results are keyed by the profile's name, also for a YAML path
     if device not in data["devices"]:
         raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
                         f"{', '.join(data.get('devices', {})) or 'none'}.")
@@ -221,7 +222,7 @@ def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, p
         ts = time.time()
         result = search_devices([device], target, supernet, seed, progress=progress)
         t_search = time.time() - ts
-        entry = result["devices"][device]
+        entry = result["devices"][ex.profile.name]
         cand = ex.candidate(ArchSpec.from_dict(entry["arch"]), calibrate=False)  # BN calibration only if kept
         timing = ex.measure(cand)
         attempts.append({"search_budget_ms": target, "predicted_ms": entry["predicted_latency_ms"],

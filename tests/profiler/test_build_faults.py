@@ -170,3 +170,16 @@ def test_degraded_table_is_written_marked_and_warned(tmp_path, tiny_run):
     assert "DEGRADED" in done.stdout + done.stderr
     again = _finish(_cmd(device, tiny_run, lut), _env(tmp_path))  # cached: still says so
     assert "DEGRADED" in again.stdout + again.stderr
+
+
+def test_run_with_a_profile_yaml_path(tmp_path, tiny_run_with_predictor, device):
+    """A device given as a YAML path is named by its file stem everywhere (search.json, model.json)."""
+    env = _env(tmp_path)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "hwofa", "run", "--device", str(device), "--supernet",
+                           str(tiny_run_with_predictor), "--latency-ms", "100", "--out", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads((out / "model.json").read_text())["device"] == "tinycpu"
+    assert "tinycpu" in json.loads((out / "search.json").read_text())["devices"]

@@ -65,7 +65,7 @@ def check_budget(latency_ms: float) -> None:
 
 
 def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | os.PathLike | None = None,
-            rebuild: bool = False, progress: bool = True) -> tuple[LatencyTable, Path, bool]:
+            rebuild: bool = False, progress: bool = True, warn: bool = True) -> tuple[LatencyTable, Path, bool]:
     """The device's LUT for the supernet's space: reused when cached and fresh, else (re)measured.
 
     Returns (table, path, whether anything was measured).
@@ -86,10 +86,12 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
                             f"{f' --lut {path}' if lut is not None else ''}`; the file is replaced only once the "
                             "new table is complete.") from None
         if not table.missing() and table.calibration and stale_reason(table, prof, version) is None:
-            _warn_if_degraded(table, device)
+            if warn:
+                _warn_if_degraded(table, device)
             return table, path, False
     table = build_lut(prof, net.space, path, rebuild=rebuild, progress=progress)
-    _warn_if_degraded(table, device)
+    if warn:
+        _warn_if_degraded(table, device)
     return table, path, True
 
 
@@ -116,7 +118,7 @@ def _refuse_foreign_lut(path: Path, device: str, space: SearchSpace) -> None:
 
 def search_devices(devices: list[str], latency_ms: float, supernet: str | os.PathLike | None = None,
                    seed: int = 0, luts: dict[str, str | os.PathLike] | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, warn: bool = True) -> dict[str, Any]:
     """Search one subnet per device under the budget; returns the search.json content."""
     check_budget(latency_ms)
     for device in devices:  # refuse a bad device name before any slow work
@@ -131,7 +133,7 @@ def search_devices(devices: list[str], latency_ms: float, supernet: str | os.Pat
                    "predictor_sha256": sha256_file(run / "accuracy_predictor.safetensors")},
         "predictor": predictor.report_summary(), "devices": {}}
     for device in devices:
-        table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress)
+        table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress, warn=warn)
         res = search(net.space, predictor, table, latency_ms, random.Random(seed))
         fid = table.calibration["fidelity"]
         result["devices"][load_profile(device).name] = {  # a device is named by its profile's stem
@@ -220,7 +222,7 @@ def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, p
     target, attempts = latency_ms, []
     for attempt in range(MAX_EXPORT_ATTEMPTS):
         ts = time.time()
-        result = search_devices([device], target, supernet, seed, progress=progress)
+        result = search_devices([device], target, supernet, seed, progress=progress, warn=False)  # said above
         t_search = time.time() - ts
         entry = result["devices"][ex.profile.name]
         cand = ex.candidate(ArchSpec.from_dict(entry["arch"]), calibrate=False)  # BN calibration only if kept

@@ -39,7 +39,7 @@ from supernet import ArchSpec, Head, SearchSpace, Stem, SubNet, UserError, block
 log = logging.getLogger(__name__)
 
 __all__ = ["build_lut", "calibration_archs", "canary_for", "host_info", "make_header", "module_for", "partial_path",
-           "stale_reason", "subnet_for", "time_module"]
+           "stale_reason", "subnet_for", "subnet_loader"]
 
 
 def module_for(space: SearchSpace, spec: dict[str, Any]) -> tuple[torch.nn.Module, tuple[int, ...]]:
@@ -76,6 +76,11 @@ def loader(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfi
     return load
 
 
+def subnet_loader(space: SearchSpace, arch: ArchSpec, profile: DeviceProfile, backend: Any):
+    """`loader` of a whole (randomly initialised) subnet at its input resolution."""
+    return loader(subnet_for(space, arch), (1, space.in_channels, arch.resolution, arch.resolution), profile, backend)
+
+
 def make_canary(profile: DeviceProfile, backend: Any, medians: list[float] | None = None) -> Canary:
     """A fixed small conv net on the profile's runtime: the reference that gauges outside load.
     `medians` (a LUT header's `canary.medians`) carries a build's reference over to later measurements."""
@@ -96,14 +101,6 @@ def canary_for(profile: DeviceProfile, backend: Any, space: SearchSpace | None =
         except (OSError, ValueError, KeyError, TypeError):
             medians = None
     return make_canary(profile, backend, medians)
-
-
-def time_module(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile, backend: Any,
-                canary: Canary | None = None) -> Timing:
-    """One module through the timing routine."""
-    canary = canary or make_canary(profile, backend)
-    return measure_many({"m": loader(module, shape, profile, backend)}, profile.timing, canary,
-                        progress=False)["m"]
 
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
@@ -166,9 +163,7 @@ class _Build:
             self.table.header["calibration_partial"] = list(points.values())
             self.save()
 
-        space = self.table.space
-        loaders = {a.key(): loader(subnet_for(space, a), (1, space.in_channels, a.resolution, a.resolution),
-                                   self.profile, self.backend) for a in archs}
+        loaders = {a.key(): subnet_loader(self.table.space, a, self.profile, self.backend) for a in archs}
         measure_many(loaders, self.profile.timing, self.canary, self.rng, on_done=done, progress=self.progress,
                      desc=desc, deadline=deadline)
 
@@ -274,9 +269,7 @@ def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, An
     """Measure a few calibration subnets again, later, with fresh sessions: how well does this
     machine reproduce its own figures? A table can be no surer than that."""
     pick = archs[:: max(1, len(archs) // REPEAT_SUBNETS)][:REPEAT_SUBNETS]
-    space = b.table.space
-    loaders = {a.key(): loader(subnet_for(space, a), (1, space.in_channels, a.resolution, a.resolution),
-                               b.profile, b.backend) for a in pick}
+    loaders = {a.key(): subnet_loader(b.table.space, a, b.profile, b.backend) for a in pick}
     again = measure_many(loaders, b.profile.timing, b.canary, b.rng, progress=False)
     before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}
     rel = [abs(again[k].p50_ms / before[k] - 1) for k in before]

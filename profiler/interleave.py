@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from profiler.profiles import TimingProtocol
-from profiler.timing import Round, Timing, estimate, time_round, warm_up
+from profiler.timing import Round, Timing, disturbed, estimate, time_round, warm_up
 
 log = logging.getLogger(__name__)
 PASS_MIN_S = 0.3  # a pass that saw disturbance lasts at least this long (bursts are ~0.2-1.5 s)
@@ -139,5 +139,5 @@ def _one_pass(order: list[str], active: dict[str, Callable[[], Any]], rounds: di
         r = time_round(active[key], protocol)
         rounds[key].append(Round(r.median_ms, r.p90_ms, r.cv, r.n, c))
         last_key = key
-        saw = saw or (canary is not None and c is not None and c > canary.ref_ms * (1 + protocol.canary_tol))
+        saw = saw or disturbed(rounds[key][-1], canary.ref_ms if canary else None, protocol)
     return saw

@@ -12,6 +12,7 @@ length. Seeded, so a benchmark can be repeated.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -29,10 +30,11 @@ class BurstPattern:
     mem_mib: int = 8
 
 
-def _worker(seed: int, pattern: BurstPattern) -> None:
+def _worker(seed: int, pattern: BurstPattern, parent: int) -> None:
+    """Busy/idle spells until the parent that started it is gone (killed without cleaning up)."""
     rng = random.Random(seed)
     buf = np.ones(pattern.mem_mib * (1 << 20) // 8)
-    while True:
+    while os.getppid() == parent:
         end = time.monotonic() + rng.uniform(*pattern.busy_s)
         while time.monotonic() < end:
             buf *= 1.0000001  # streams through memory and keeps the core busy
@@ -50,8 +52,9 @@ class Disturbance:
     def __enter__(self) -> Disturbance:
         p = self.pattern
         for i in range(self.workers):
-            cmd = [sys.executable, str(Path(__file__)), "--worker", "--seed", str(self.seed * 1000 + i),
-                   "--busy", str(p.busy_s[0]), str(p.busy_s[1]), "--idle", str(p.idle_s[0]), str(p.idle_s[1])]
+            cmd = [sys.executable, str(Path(__file__)), "--worker", str(os.getpid()),
+                   "--seed", str(self.seed * 1000 + i), "--busy", str(p.busy_s[0]), str(p.busy_s[1]),
+                   "--idle", str(p.idle_s[0]), str(p.idle_s[1])]
             self._procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
@@ -70,11 +73,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--busy", type=float, nargs=2, default=BurstPattern.busy_s, metavar=("MIN_S", "MAX_S"))
     ap.add_argument("--idle", type=float, nargs=2, default=BurstPattern.idle_s, metavar=("MIN_S", "MAX_S"))
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", type=int, metavar="PARENT_PID", help=argparse.SUPPRESS)
     args = ap.parse_args()
     pattern = BurstPattern(tuple(args.busy), tuple(args.idle))
     if args.worker:
-        _worker(args.seed, pattern)
+        _worker(args.seed, pattern, args.worker)
+        return
     with Disturbance(args.workers, args.seed, pattern):
         time.sleep(args.seconds)
 

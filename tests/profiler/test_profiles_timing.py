@@ -111,3 +111,32 @@ def test_interleaved_rounds_recover_the_undisturbed_figure_under_bursts():
 def test_measure_stable_of_one_model():
     t = measure_stable(lambda: time.sleep(0.001), TimingProtocol(round_s=0.01))
     assert t.rounds_used >= 3 and 0.9 < t.p50_ms < 5 and t.p50_ms <= t.p90_ms
+
+
+def test_disturbance_workers_end_with_a_killed_parent():
+    """A benchmark killed with SIGKILL never runs __exit__: its load workers must not spin forever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import time; from profiler.disturb import Disturbance, BurstPattern; "
+            "d = Disturbance(1, pattern=BurstPattern((0.05, 0.1), (0.05, 0.1))).__enter__(); "
+            "print(d._procs[0].pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        try:  # reap it if it became our zombie (it is re-parented to init, which reaps it)
+            os.waitpid(worker, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the load worker outlived its killed parent")

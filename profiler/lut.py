@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet import NUMBER, ArchSpec, BlockSpec, SearchSpace, UserError, atomic_write_json, read_json, require_fields
+from supernet import (
+    NUMBER,
+    ArchSpec,
+    BlockSpec,
+    SearchSpace,
+    UserError,
+    atomic_write_json,
+    hwofa_home,
+    read_json,
+    require_fields,
+)
 
 FORMAT = "hwofa-lut/1"
 
@@ -181,5 +191,4 @@ def quality_warning(table: LatencyTable) -> str | None:
 
 
 def default_lut_path(device: str, space: SearchSpace) -> Path:
-    home = Path(os.environ.get("HWOFA_HOME", Path.home() / ".cache" / "hwofa"))
-    return home / "luts" / device / f"{space.space_hash()}.json"
+    return hwofa_home() / "luts" / device / f"{space.space_hash()}.json"

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from supernet._cifar import load_cifar10
 from supernet.errors import UserError
+from supernet.files import hwofa_home
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def apply_augment(images: torch.Tensor, params: torch.Tensor, pad: int = 2) -> t
 
 # ---- Fashion-MNIST ----------------------------------------------------------
 def _fashion_mnist(data_dir: str | os.PathLike | None, download: bool) -> Dataset:
-    cache = Path(os.environ.get("HWOFA_HOME", Path.home() / ".cache" / "hwofa")) / "data" / "fashion-mnist"
+    cache = hwofa_home() / "data" / "fashion-mnist"
     candidates = [Path(data_dir)] if data_dir is not None else [DEBIAN_FASHION_MNIST, cache]
     for root in candidates:
         if all(_idx_path(root, f) for f in FASHION_MNIST_FILES.values()):

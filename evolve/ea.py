@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from deap import base, creator, tools
 
 from evolve.genome import active_genes, decode, encode, gene_ranges
-from supernet import ArchSpec, SearchSpace, UserError
+from hwofa.common import UserError
+from supernet import ArchSpec, SearchSpace
 
 if not hasattr(creator, "FitnessMax"):
     creator.create("FitnessMax", base.Fitness, weights=(1.0,))

@@ -18,18 +18,8 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from supernet import (
-    ArchSpec,
-    SearchSpace,
-    UserError,
-    atomic_write_json,
-    calibrated_subnet,
-    load_dataset,
-    load_supernet,
-    preprocess,
-    read_json,
-    train_val_split,
-)
+from hwofa.common import UserError, atomic_write_json, read_json
+from supernet import ArchSpec, SearchSpace, calibrated_subnet, load_dataset, load_supernet, preprocess, train_val_split
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "predictor_samples.json"
@@ -80,7 +70,7 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
     run = Path(run)
     net, meta = load_supernet(run)
     path = run / SAMPLES_FILE
-    state = {"space_hash": net.space.space_hash(), "supernet_sha256": meta["weights_sha256"], "seed": seed,
+    state = {"space_hash": net.space.space_hash(), "supernet_sha256": meta.weights_sha256, "seed": seed,
              "split": "validation", "samples": []}
     if path.is_file():
         old = read_json(path, "predictor samples")
@@ -93,15 +83,15 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
     archs = [a for a in sample_archs(net.space, n, seed) if a.key() not in done]
     if not archs:
         return state["samples"][:n]
-    ds = meta["dataset"]
-    data = load_dataset(ds["name"], data_dir)
-    _, val_idx = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
+    ds = meta.dataset
+    data = load_dataset(ds.name, data_dir)
+    _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
     vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, arch in enumerate(tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet")):
             model = calibrated_subnet(net, meta, data, arch)
-            acc = _onnx_top1(model, vx, vy, arch.resolution, ds["mean"], ds["std"])
+            acc = _onnx_top1(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))
             state["samples"].append({"arch": arch.to_dict(), "val_top1": acc})
             if i % 5 == 4 or i == len(archs) - 1:
                 atomic_write_json(path, state)

@@ -15,17 +15,8 @@ from torch import nn
 
 from evolve.genome import feature_size, features
 from evolve.measure import measure_subnets
-from supernet import (
-    ArchSpec,
-    SearchSpace,
-    UserError,
-    atomic_write_json,
-    load_supernet,
-    load_tensors,
-    read_json,
-    require_fields,
-    save_tensors,
-)
+from hwofa.common import UserError, atomic_write_json, read_json, require_fields
+from supernet import ArchSpec, SearchSpace, load_supernet, load_tensors, save_tensors
 
 FORMAT = "hwofa-accuracy-predictor/1"
 
@@ -98,7 +89,7 @@ def build_predictor(run: str | os.PathLike, n_subnets: int = 500, seed: int = 0,
     model = fit(net.space, archs, np.array([s["val_top1"] for s in samples]), torch.Generator().manual_seed(seed))
     digest = save_tensors(run / "accuracy_predictor.safetensors", model.state_dict())
     report = {"format": FORMAT, "space": net.space.to_dict(), "space_hash": net.space.space_hash(),
-              "supernet_sha256": meta["weights_sha256"], "weights_sha256": digest, "hidden": list(model.hidden),
+              "supernet_sha256": meta.weights_sha256, "weights_sha256": digest, "hidden": list(model.hidden),
               "seed": seed, "features": "one-hot resolution + per block slot one-hot kernel_size, expand_ratio",
               **model.report, "seconds": round(time.time() - t0, 1), "samples": samples}
     atomic_write_json(run / "accuracy_predictor.json", report)
@@ -115,7 +106,7 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace) -> AccuracyPredic
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"'{path}' is not a hwofa accuracy predictor (format '{FORMAT}').")
     _, sn_meta = load_supernet(run)
-    if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != sn_meta["weights_sha256"]:
+    if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != sn_meta.weights_sha256:
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
                         f"`hwofa predictor --supernet {run}`.")
     require_fields(meta, {"hidden": list}, "accuracy predictor", path)

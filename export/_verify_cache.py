@@ -9,7 +9,6 @@ check is ignored (and rebuilt), never trusted.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -25,26 +24,28 @@ import torch
 from export.bundle import replace_dir
 from export.checks import Check
 from export.verify import Verification
+from hwofa.common import UserError, hwofa_home, sha256_bytes
 from profiler import OPSET, get_backend
-from supernet import ArchSpec, UserError, hwofa_home
+from supernet import ArchSpec, SupernetMeta
 from supernet.checkpoint import code_version
 
 log = logging.getLogger(__name__)
 FORMAT = "hwofa-verify/1"
 
 
-def key_inputs(meta: dict[str, Any], arch: ArchSpec, dataset_sha256: str) -> dict[str, Any]:
-    ds = meta["dataset"]
-    return {"format": FORMAT, "code_version": code_version(), "supernet_sha256": meta["weights_sha256"],
+def key_inputs(meta: SupernetMeta, arch: ArchSpec, dataset_sha256: str) -> dict[str, Any]:
+    ds = meta.dataset
+    return {"format": FORMAT, "code_version": code_version(), "supernet_sha256": meta.weights_sha256,
             "arch": arch.key(), "dataset_sha256": dataset_sha256,
-            "dataset": {k: ds.get(k) for k in ("name", "mean", "std", "val_size", "split_seed")},
-            "bn_calib_images": meta["recipe"]["bn_calib_images"], "opset": OPSET,
+            "dataset": {"name": ds.name, "mean": list(ds.mean), "std": list(ds.std), "val_size": ds.val_size,
+                        "split_seed": ds.split_seed},
+            "bn_calib_images": meta.bn_calib_images, "opset": OPSET,
             "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": get_backend("onnxruntime").version()}
 
 
 def key_of(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return sha256_bytes(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode())
 
 
 def cache_root() -> Path:
@@ -71,7 +72,7 @@ def _read(folder: Path, key: str, inputs: dict[str, Any]) -> Verification:
     model_bytes = (folder / "model.onnx").read_bytes()
     arrays = (folder / "parity.npz").read_bytes()
     for what, blob in (("onnx", model_bytes), ("parity", arrays)):
-        if hashlib.sha256(blob).hexdigest() != meta[f"{what}_sha256"]:
+        if sha256_bytes(blob) != meta[f"{what}_sha256"]:
             raise ValueError(f"the stored {what} bytes do not match their sha256")
     with np.load(io.BytesIO(arrays), allow_pickle=False) as npz:
         x, ref = npz["x"], npz["ref"]
@@ -98,8 +99,7 @@ def store(v: Verification, inputs: dict[str, Any]) -> None:
         (tmp / "model.onnx").write_bytes(v.model_bytes)
         (tmp / "parity.npz").write_bytes(arrays)
         meta = {"format": FORMAT, "key": v.key, "inputs": inputs,
-                "onnx_sha256": hashlib.sha256(v.model_bytes).hexdigest(),
-                "parity_sha256": hashlib.sha256(arrays).hexdigest(),
+                "onnx_sha256": sha256_bytes(v.model_bytes), "parity_sha256": sha256_bytes(arrays),
                 "top1_torch": v.top1_torch, "top1_onnx": v.top1_onnx, "images": v.images,
                 "parity_max_abs_diff": v.parity_max_abs_diff, "checks": [c.to_dict() for c in v.checks]}
         (tmp / "verify.json").write_text(json.dumps(meta, indent=1) + "\n")  # written last: marks the entry whole

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from supernet import UserError, probe_writable
+from hwofa.common import UserError, probe_writable
 
 log = logging.getLogger(__name__)
 BUNDLE_FILES = frozenset({"model.onnx", "model.json", "pareto.png", "search.json"})

@@ -23,21 +23,11 @@ from export.bundle import StagedBundle, check_out_folder
 from export.checks import Check, CheckFailed, fatal_failures, latency_check, parity
 from export.report import bundle_report
 from export.verify import Verification, verify
+from hwofa.common import UserError, atomic_write_bytes, atomic_write_json, json_type, read_json, resolve_run
 from profiler import DeviceProfile, Timing, get_backend, load_profile, measure_stable, to_onnx
 from profiler.build import canary_for
 from profiler.interleave import Canary
-from supernet import (
-    ArchSpec,
-    Dataset,
-    UserError,
-    atomic_write_bytes,
-    atomic_write_json,
-    calibrated_subnet,
-    json_type,
-    load_dataset,
-    load_supernet,
-    preprocess,
-)
+from supernet import ArchSpec, Dataset, calibrated_subnet, load_dataset, load_supernet, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +67,7 @@ class Exporter:
                  data_dir: str | os.PathLike | None = None) -> None:
         self.profile = device if isinstance(device, DeviceProfile) else load_profile(device)
         self.backend = get_backend(self.profile.backend)
-        self.net, self.meta = load_supernet(supernet_run)
+        self.net, self.meta = load_supernet(resolve_run(supernet_run))
         self.data_dir = data_dir
         self._data: Dataset | None = None
         self._canary: Canary | None = None
@@ -85,7 +75,7 @@ class Exporter:
     @property
     def data(self) -> Dataset:
         if self._data is None:
-            self._data = load_dataset(self.meta["dataset"]["name"], self.data_dir)
+            self._data = load_dataset(self.meta.dataset.name, self.data_dir)
         return self._data
 
     def candidate(self, arch: ArchSpec, calibrate: bool = True) -> Candidate:
@@ -93,16 +83,16 @@ class Exporter:
         a cache miss skips BN recalibration (seconds): the graph and shapes, and so the latency, are the
         same, but such a candidate is for timing only and cannot be verified."""
         self.net.space.validate(arch)
-        inputs = cache.key_inputs(self.meta, arch, self.meta["dataset"].get("sha256") or self.data.fingerprint())
+        inputs = cache.key_inputs(self.meta, arch, self.meta.dataset.sha256 or self.data.fingerprint())
         key = cache.key_of(inputs)
         hit = cache.load(key, inputs)
         if hit is not None:
             log.info("verification of %s cached under %s", arch.key(), key[:12])
             return Candidate(arch, hit.model_bytes, hit.sample, key, inputs, verification=hit)
-        ds, r = self.meta["dataset"], arch.resolution
+        ds, r = self.meta.dataset, arch.resolution
         model = calibrated_subnet(self.net, self.meta, self.data, arch) if calibrate else self.net.extract(arch)
         model_bytes = to_onnx(model, (1, self.net.space.in_channels, r, r), dynamic_batch=True)
-        sample = preprocess(self.data.test_x[:1], r, ds["mean"], ds["std"]).numpy()
+        sample = preprocess(self.data.test_x[:1], r, list(ds.mean), list(ds.std)).numpy()
         return Candidate(arch, model_bytes, sample, key, inputs, model=model, calibrated=calibrate)
 
     def measure(self, cand: Candidate) -> Timing:
@@ -115,10 +105,11 @@ class Exporter:
 
     def verify(self, cand: Candidate) -> Verification:
         if cand.verification is None:
-            ds = self.meta["dataset"]
+            ds = self.meta.dataset
             if cand.model is None or not cand.calibrated:
                 raise ValueError("a timing-only candidate cannot be verified; use candidate(arch)")
-            v = verify(cand.model, cand.model_bytes, self.data, cand.arch.resolution, ds["mean"], ds["std"], cand.key)
+            v = verify(cand.model, cand.model_bytes, self.data, cand.arch.resolution, list(ds.mean), list(ds.std),
+                       cand.key)
             if not fatal_failures(list(v.checks)):
                 cache.store(v, cand.key_inputs)
             cand.verification = v
@@ -178,8 +169,6 @@ def commit_bundle(ex: Exporter, res: ExportResult, out: Path, pareto: list[dict[
 
 
 def load_arch(path: str | os.PathLike) -> ArchSpec:
-    from supernet import read_json
-
     data = read_json(path, "arch")
     if isinstance(data, dict) and "arch" in data and "stages" not in data:
         data = data["arch"]  # a model.json or a search entry: its "arch" field

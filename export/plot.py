@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from supernet import ArchSpec, atomic_write_bytes  # noqa: E402
+from hwofa.common import atomic_write_bytes  # noqa: E402
+from supernet import ArchSpec  # noqa: E402
 
 
 def pareto_png(path: str | os.PathLike, front: list[dict[str, Any]], chosen: ArchSpec, measured_ms: float,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def bundle_report(ex: Exporter, arch: ArchSpec, v: Verification, timing: Timing, checks: list[Check],
                   budget_ms: float | None, predicted: dict[str, Any] | None,
                   device_diff: float | None) -> dict[str, Any]:
-    profile, ds, predicted = ex.profile, ex.meta["dataset"], predicted or {}
+    profile, ds, predicted = ex.profile, ex.meta.dataset, predicted or {}
     r, c = arch.resolution, ex.net.space.in_channels
     return {
         "device": profile.name, "arch": arch.to_dict(),
@@ -25,7 +25,7 @@ def bundle_report(ex: Exporter, arch: ArchSpec, v: Verification, timing: Timing,
                        "predicted_error": predicted.get("latency_error"),
                        "measured_p50": timing.p50_ms, "measured_p90": timing.p90_ms, "measured_cv": timing.cv,
                        "measured_runs": timing.n},
-        "accuracy": {"top1_torch": v.top1_torch, "top1_onnx": v.top1_onnx, "dataset": ds["name"], "split": "test",
+        "accuracy": {"top1_torch": v.top1_torch, "top1_onnx": v.top1_onnx, "dataset": ds.name, "split": "test",
                      "images": v.images, "predicted_val_top1": predicted.get("top1"),
                      "predicted_error": predicted.get("top1_error")},
         "parity": {"max_abs_diff": v.parity_max_abs_diff, "runtime": "onnxruntime", "images": PARITY_IMAGES,
@@ -33,12 +33,12 @@ def bundle_report(ex: Exporter, arch: ArchSpec, v: Verification, timing: Timing,
         "runtime": {"name": profile.backend, "version": ex.backend.version(), "threads": profile.threads,
                     "batch_size": profile.batch_size, "precision": profile.precision},
         "preprocess": {"resolution": r, "resize": "bilinear", "antialias": True, "align_corners": False,
-                       "scale": 1 / 255, "mean": ds["mean"], "std": ds["std"],
+                       "scale": 1 / 255, "mean": list(ds.mean), "std": list(ds.std),
                        "order": ["scale", "resize", "subtract mean", "divide by std"]},
         "onnx": {"opset": OPSET, "path": "model.onnx", "input_shape": [profile.batch_size, c, r, r],
                  "input_name": "input", "output_name": "logits", "dynamic_batch": True},
-        "classes": ds.get("classes"),
-        "supernet": {"weights_sha256": ex.meta["weights_sha256"], "space_hash": ex.net.space.space_hash()},
+        "classes": list(ds.classes) if ds.classes is not None else None,
+        "supernet": {"weights_sha256": ex.meta.weights_sha256, "space_hash": ex.net.space.space_hash()},
         "checks": [ch.to_dict() for ch in checks],
         "verification": {"cached": v.cached, "key": v.key},
     }

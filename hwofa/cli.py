@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from supernet import UserError
+from hwofa.common import UserError
 
 
 def _budget(text: str) -> float:

@@ -16,17 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supernet import (
-    NUMBER,
-    ArchSpec,
-    BlockSpec,
-    SearchSpace,
-    UserError,
-    atomic_write_json,
-    hwofa_home,
-    read_json,
-    require_fields,
-)
+from hwofa.common import NUMBER, UserError, atomic_write_json, hwofa_home, read_json, require_fields
+from supernet import ArchSpec, BlockSpec, SearchSpace
 
 FORMAT = "hwofa-lut/1"
 

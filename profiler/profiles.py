@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from supernet import UserError
+from hwofa.common import UserError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 KINDS = ("cpu", "gpu", "fpga")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from supernet.errors import UserError
+from hwofa.common.errors import UserError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),

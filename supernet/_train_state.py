@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from supernet.files import atomic_write_bytes, sha256_file
+from hwofa.common.files import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 STATE_DIR = "train_state"

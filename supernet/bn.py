@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hwofa.common.errors import UserError
 from supernet.data import Dataset, preprocess, train_val_split
-from supernet.errors import UserError
+from supernet.meta import DatasetInfo, SupernetMeta
 from supernet.space import ArchSpec
 
 
@@ -54,24 +55,25 @@ def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
 
 
-def check_dataset(meta: dict, data: Dataset) -> None:
+def check_dataset(dataset: DatasetInfo, data: Dataset) -> None:
     """Refuse a dataset other than the one the supernet was trained on (splits, BN and top-1 depend on it)."""
-    want = meta["dataset"].get("sha256")
+    want = dataset.sha256
     if want is not None and data.fingerprint() != want:
         raise UserError(f"dataset '{data.name}' found here (sha256 {data.fingerprint()[:12]}…) is not the one this "
                         f"supernet was trained on (sha256 {want[:12]}…); pass --data-dir pointing at the original "
                         "files.")
 
 
-def calibration_images(meta: dict, data: Dataset) -> torch.Tensor:
+def calibration_images(meta: SupernetMeta, data: Dataset) -> torch.Tensor:
     """The images BN is recalibrated on: the first `bn_calib_images` of the training split."""
-    ds = meta["dataset"]
-    check_dataset(meta, data)
-    train_idx, _ = train_val_split(len(data.train_y), ds["val_size"], ds["split_seed"])
-    return data.train_x[train_idx[:meta["recipe"]["bn_calib_images"]]]
+    ds = meta.dataset
+    check_dataset(ds, data)
+    train_idx, _ = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
+    return data.train_x[train_idx[:meta.bn_calib_images]]
 
 
-def calibrated_subnet(net: nn.Module, meta: dict, data: Dataset, arch: ArchSpec) -> nn.Module:
+def calibrated_subnet(net: nn.Module, meta: SupernetMeta, data: Dataset, arch: ArchSpec) -> nn.Module:
     """Extract `arch` from a supernet and recalibrate its BN exactly as training's evaluation does."""
-    ds = meta["dataset"]
-    return recalibrate_bn(net.extract(arch), calibration_images(meta, data), arch.resolution, ds["mean"], ds["std"])
+    ds = meta.dataset
+    return recalibrate_bn(net.extract(arch), calibration_images(meta, data), arch.resolution, list(ds.mean),
+                          list(ds.std))

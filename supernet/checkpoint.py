@@ -15,13 +15,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from supernet.errors import UserError
-from supernet.files import atomic_write_bytes, atomic_write_json, read_json, require_fields, sha256_file
+from hwofa.common.errors import UserError
+from hwofa.common.files import atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from supernet.meta import FORMAT, SupernetMeta
 from supernet.network import Supernet
-from supernet.space import SearchSpace
-
-SHIPPED_RUN = Path(__file__).resolve().parent.parent / "hwofa" / "shipped"
-FORMAT = "hwofa-supernet/1"
 
 
 def code_version() -> str:
@@ -52,28 +49,26 @@ def load_tensors(path: str | os.PathLike, what: str, expected_sha256: str | None
         raise UserError(f"{what}: cannot read '{path}' ({exc}).") from exc
 
 
-def save_supernet(run: str | os.PathLike, net: Supernet, meta: dict[str, Any]) -> None:
-    """Write weights, then the JSON that names their hash (so a crash never pairs stale files)."""
+def save_supernet(run: str | os.PathLike, net: Supernet, meta: dict[str, Any]) -> SupernetMeta:
+    """Write weights, then the JSON that names their hash (so a crash never pairs stale files).
+
+    `meta` holds what the trainer knows (dataset, recipe, progress, history, metrics); the space, the
+    weights' hash and the code version are added here. The record is checked as a reader would check it.
+    """
     run = Path(run)
     digest = save_tensors(run / "supernet.safetensors", net.state_dict())
-    atomic_write_json(run / "supernet.json", {"format": FORMAT, **meta, "space": net.space.to_dict(),
-                                              "weights_sha256": digest, "code_version": code_version()})
+    record = SupernetMeta.from_dict({"format": FORMAT, **meta, "space": net.space.to_dict(), "weights_sha256": digest,
+                                     "code_version": code_version()}, run / "supernet.json")
+    atomic_write_json(run / "supernet.json", record.to_dict())
+    return record
 
 
-def load_supernet(run: str | os.PathLike | None = None) -> tuple[Supernet, dict[str, Any]]:
-    """Rebuild a supernet from its run folder alone (default: the one shipped in the package)."""
-    run = Path(run) if run is not None else SHIPPED_RUN
-    meta = read_json(run / "supernet.json", "supernet")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "space" not in meta:
-        raise UserError(f"supernet: '{run / 'supernet.json'}' is not a hwofa supernet description "
-                        f"(format '{FORMAT}').")
-    require_fields(meta, {"space": dict, "dataset": dict, "recipe": dict, "weights_sha256": str}, "supernet",
-                   run / "supernet.json")
-    require_fields(meta["dataset"], {"name": str, "mean": list, "std": list, "val_size": int, "split_seed": int},
-                   "supernet (dataset)", run / "supernet.json")
-    require_fields(meta["recipe"], {"bn_calib_images": int}, "supernet (recipe)", run / "supernet.json")
-    net = Supernet(SearchSpace.from_dict(meta["space"]))
-    state = load_tensors(run / "supernet.safetensors", "supernet", meta.get("weights_sha256"))
+def load_supernet(run: str | os.PathLike) -> tuple[Supernet, SupernetMeta]:
+    """Rebuild a supernet from its run folder alone (`hwofa.common.resolve_run` picks the shipped one)."""
+    run = Path(run)
+    meta = SupernetMeta.from_dict(read_json(run / "supernet.json", "supernet"), run / "supernet.json")
+    net = Supernet(meta.space)
+    state = load_tensors(run / "supernet.safetensors", "supernet", meta.weights_sha256)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

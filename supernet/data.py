@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hwofa.common.errors import UserError
+from hwofa.common.files import hwofa_home
 from supernet._cifar import load_cifar10
-from supernet.errors import UserError
-from supernet.files import hwofa_home
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from supernet.errors import UserError
+from hwofa.common.errors import UserError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from supernet.errors import UserError
+from hwofa.common.errors import UserError
 from supernet.space import SearchSpace
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"

@@ -13,7 +13,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from supernet.errors import UserError
+from hwofa.common.errors import UserError
 
 ACTIVATIONS = ("relu", "hswish")
 

@@ -27,13 +27,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from hwofa.common.errors import UserError
+from hwofa.common.files import read_json
 from supernet._train_state import committed_weights, prune_state, save_state, state_path
 from supernet.bn import check_dataset, predict_logits, recalibrate_bn, top1
 from supernet.checkpoint import load_tensors, save_supernet, save_tensors
 from supernet.data import Dataset, apply_augment, augment_params, preprocess, train_val_split
 from supernet.distributed import DistContext, parse_device
-from supernet.errors import UserError
-from supernet.files import read_json
+from supernet.meta import SupernetMeta
 from supernet.network import Supernet
 from supernet.recipe import Phase, Recipe
 from supernet.space import ArchSpec, SearchSpace
@@ -148,13 +149,14 @@ class Trainer:
         if isinstance(meta.get("dataset"), dict) and meta["dataset"].get("name") != self.data.name:
             raise UserError(f"--resume: '{self.run}' was trained on '{meta['dataset'].get('name')}', not "
                             f"'{self.data.name}'.")
-        check_dataset(meta, self.data)
+        record = SupernetMeta.from_dict(meta, self.run / "supernet.json")
+        check_dataset(record.dataset, self.data)
         self._optimizer_sha = prog.get("optimizer_sha256")
         phase, epoch = prog["phase"], prog["epoch"]
-        self._check_resumable(meta.get("recipe") or {}, phase, epoch)
-        sha = meta.get("weights_sha256")
+        self._check_resumable(record.recipe, phase, epoch)
+        sha = record.weights_sha256
         self.net.load_state_dict(load_tensors(committed_weights(self.run, sha), "supernet", sha))
-        self.history = meta.get("history", [])
+        self.history = record.history
         return phase, epoch
 
     def _check_resumable(self, started: dict[str, Any], phase: int, epoch: int) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from evolve import decode, encode, features, gene_ranges, random_search, search
 from evolve.ea import mate, mutate, repair
-from supernet import ArchSpec, SearchSpace, UserError
+from hwofa.common import UserError
+from supernet import ArchSpec, SearchSpace
 from tests.conftest import TINY_SPACE
 
 SPACES = [SearchSpace(), SearchSpace.from_dict(TINY_SPACE)]

@@ -6,7 +6,8 @@ import torch
 
 from evolve import fit, load_predictor, sample_archs
 from evolve.measure import SAMPLES_FILE, measure_subnets
-from supernet import SearchSpace, UserError
+from hwofa.common import UserError
+from supernet import SearchSpace
 from tests.conftest import TINY_SPACE
 
 

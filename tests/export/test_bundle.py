@@ -7,7 +7,8 @@ import pytest
 from export import CheckFailed, check_out_folder, export_subnet
 from export import _verify_cache as vcache
 from export.bundle import StagedBundle, holds_passed_bundle
-from supernet import UserError, load_supernet
+from hwofa.common import UserError
+from supernet import load_supernet
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_verification_cache_hit_and_corrupt_entry(tiny_run, arch, tmp_path, capl
 
 def _key_args(run, arch):
     _, meta = load_supernet(run)
-    return meta, arch, meta["dataset"]["sha256"]
+    return meta, arch, meta.dataset.sha256
 
 
 def test_out_folder_checks(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from export import export_subnet, load_arch
-from supernet import SearchSpace, UserError, load_supernet
+from hwofa.common import UserError
+from supernet import SearchSpace, load_supernet
 
 
 @pytest.fixture(scope="module")

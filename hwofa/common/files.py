@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from supernet.errors import UserError
+from hwofa.common.errors import UserError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -90,6 +90,11 @@ def probe_writable(path: str | os.PathLike, what: str, inside: bool = False) -> 
     except OSError as exc:
         raise UserError(f"{what} '{path}' cannot be written: creating anything in '{parent}' fails "
                         f"({exc.strerror or exc}). Choose a writable location.") from exc
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -9,22 +9,28 @@ from typing import Any
 
 from hwofa import pipeline
 from hwofa.cli import echo, elapsed
-from profiler import BACKENDS, get_backend, list_profiles, load_profile
-from supernet import UserError, check_readable_file, load_supernet, probe_writable
+from hwofa.common import UserError, check_readable_file, probe_writable
+from profiler import get_target, list_profiles, load_profile
+from supernet import load_supernet
 
 MIN_PREDICTOR_SUBNETS = 10
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    rows = []
+    """Each shipped profile: device kind, target (kind, name, precision), whether it runs here and why not."""
+    rows = [f"{'device':<22} {'kind':<5} {'target':<24} {'precision':<9}   status"]
     for name in list_profiles():
         prof = load_profile(name)
-        backend = get_backend(prof.backend, require=False) if prof.backend in BACKENDS else None
-        ok, why = backend.available() if backend else (False, f"unknown backend '{prof.backend}'")
-        version = backend.version() if ok else ""
-        status = f"runs here ({prof.backend} {version}, {prof.threads} thread(s), {prof.precision})" if ok \
-            else f"not here: {why}"
-        rows.append(f"{name:<18} {prof.kind:<5} {'✓' if ok else '✗'} {status}")
+        target = get_target(prof, require=False)
+        ok, why = target.available()
+        problem = target.precision_problem() if ok else None
+        if ok and problem is None:
+            status = f"runs here: {target.describe()}"
+        else:
+            status = f"not here: {why or problem}"
+        label = f"{target.kind} {target.name}"
+        rows.append(f"{name:<22} {prof.kind:<5} {label:<24} {prof.precision:<9} {'✓' if ok and not problem else '✗'} "
+                    f"{status}")
     echo("\n".join(rows))
     return 0
 

@@ -1,7 +1,9 @@
 """Build a LUT on a device: every entry as its own small ONNX model, then calibration.
 
-All measurement goes through the one timing routine (`interleave.measure_many`): entries in
-interleaved short rounds with a canary, disturbed rounds replaced. The table is built in a
+Every figure comes from the device's target (profiler/backends): a runtime times entries with
+the one timing routine (interleaved short rounds with a canary, disturbed rounds replaced), a
+cost model computes them (modelled), an external command reports them. Entries are built at
+the profile's precision (int8 entries are quantized, see profiler/precision.py). The table is built in a
 side file (`<name>.partial.json`) flushed atomically after every finished entry and every
 calibration subnet, so a killed build resumes where it stopped and never measures a
 finished item twice; the finished table replaces the cached one only when it is complete.
@@ -15,7 +17,6 @@ their entries for up to `calibration.retry_s`; still short, the table is written
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -26,20 +27,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from profiler.backends import get_backend
+from hwofa.common import UserError
+from profiler.backends import Target, get_target
+from profiler.backends.base import ModelSource
 from profiler.calibration import calibrate, outliers, worst_points
-from profiler.interleave import Canary, measure_many
-from profiler.lut import LatencyTable, all_entries, arch_keys, default_lut_path, overhead_key
+from profiler.lut import LatencyTable, all_entries, arch_keys, overhead_key
 from profiler.onnx_io import to_onnx
 from profiler.profiles import DeviceProfile
 from profiler.provenance import host_info, make_header, stale_reason
-from profiler.timing import Round, Timing, estimate
-from supernet import ArchSpec, Head, SearchSpace, Stem, SubNet, UserError, block_for
+from profiler.timing import Round, Timing
+from supernet import ArchSpec, Head, SearchSpace, Stem, SubNet, block_for
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_lut", "calibration_archs", "canary_for", "host_info", "make_header", "module_for", "partial_path",
-           "stale_reason", "subnet_for", "subnet_loader"]
+__all__ = ["build_lut", "calibration_archs", "host_info", "make_header", "model_source", "module_for", "partial_path",
+           "stale_reason", "subnet_for", "subnet_source"]
 
 
 def module_for(space: SearchSpace, spec: dict[str, Any]) -> tuple[torch.nn.Module, tuple[int, ...]]:
@@ -66,41 +68,28 @@ def subnet_for(space: SearchSpace, arch: ArchSpec) -> SubNet:
     return SubNet(Stem(space), blocks, Head(space))
 
 
-def loader(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile, backend: Any):
-    """A function that exports `module`, loads it on the backend and returns a no-arg runner."""
-    def load():
+CALIBRATION_INPUTS = 8  # random inputs that set an entry's int8 scales: latency does not depend on them
+
+
+def model_source(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile) -> ModelSource:
+    """A function that exports `module` at the profile's batch size and precision (int8 entries are
+    quantized with scales from a few random inputs) and returns the ONNX bytes."""
+    def make() -> bytes:
         full = (profile.batch_size, *shape[1:])
-        runner = backend.load(to_onnx(module, full), profile)
-        x = np.random.default_rng(0).standard_normal(full).astype(np.float32)
-        return lambda: runner(x)
-    return load
+        model = to_onnx(module, full)
+        if profile.precision == "fp32":
+            return model
+        from profiler.precision import to_precision
+
+        calib = np.random.default_rng(0).standard_normal((CALIBRATION_INPUTS, *shape[1:])).astype(np.float32)
+        return to_precision(model, profile.precision, calib)[0]
+    return make
 
 
-def subnet_loader(space: SearchSpace, arch: ArchSpec, profile: DeviceProfile, backend: Any):
-    """`loader` of a whole (randomly initialised) subnet at its input resolution."""
-    return loader(subnet_for(space, arch), (1, space.in_channels, arch.resolution, arch.resolution), profile, backend)
-
-
-def make_canary(profile: DeviceProfile, backend: Any, medians: list[float] | None = None) -> Canary:
-    """A fixed small conv net on the profile's runtime: the reference that gauges outside load.
-    `medians` (a LUT header's `canary.medians`) carries a build's reference over to later measurements."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(32, 16, 3, padding=1))
-    return Canary(loader(net, (1, 16, 16, 16), profile, backend)(), profile.timing, medians)
-
-
-def canary_for(profile: DeviceProfile, backend: Any, space: SearchSpace | None = None) -> Canary:
-    """The canary for a measurement outside a build, on the reference of the device's cached LUT
-    (thousands of rounds) when there is one, so the figure is on the same scale as the table's."""
-    medians = None
-    if space is not None:
-        try:
-            header = json.loads(default_lut_path(profile.name, space).read_text())["header"]
-            medians = [float(m) for m in header["canary"]["medians"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            medians = None
-    return make_canary(profile, backend, medians)
+def subnet_source(space: SearchSpace, arch: ArchSpec, profile: DeviceProfile) -> ModelSource:
+    """`model_source` of a whole (randomly initialised) subnet at its input resolution."""
+    shape = (1, space.in_channels, arch.resolution, arch.resolution)
+    return model_source(subnet_for(space, arch), shape, profile)
 
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
@@ -123,33 +112,35 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 
 class _Build:
-    """One build's state: the table in its side file, the backend, the canary, the clock."""
+    """One build's state: the table in its side file, the target, the clock."""
 
-    def __init__(self, table: LatencyTable, profile: DeviceProfile, backend: Any, work: Path, progress: bool):
-        self.table, self.profile, self.backend, self.work, self.progress = table, profile, backend, work, progress
+    def __init__(self, table: LatencyTable, profile: DeviceProfile, target: Target, work: Path, progress: bool):
+        self.table, self.profile, self.target, self.work, self.progress = table, profile, target, work, progress
         self.t0 = time.time() - table.header.get("build_seconds", 0.0)
-        self.canary = make_canary(profile, backend, table.header.get("canary", {}).get("medians"))
+        target.restore(table.header.get("target_state") or {})
         self.rng = random.Random(profile.calibration_seed)
         self.specs = all_entries(table.space)
 
+    @property
+    def repeatable(self) -> bool:
+        """False for a cost model: it gives the same figure every time, re-measuring changes nothing."""
+        return self.target.kind != "cost-model"
+
     def save(self) -> None:
         self.table.header["build_seconds"] = round(time.time() - self.t0, 1)
-        self.table.header["canary"] = {"model": "conv3x3 16-32-16 at 16x16", "ref_ms": round(self.canary.ref_ms, 5),
-                                       "floor_ms": round(self.canary.floor_ms, 5),
-                                       "medians": [round(m, 5) for m in self.canary.medians]}
+        self.table.header["target_state"] = self.target.state()
         self.table.save(self.work)
 
     def measure_entries(self, keys: list[str], desc: str, deadline: float | None = None) -> None:
         modules = {k: module_for(self.table.space, self.specs[k]) for k in keys}
 
         def done(key: str, t: Timing, rounds: list[Round]) -> None:
-            self.table.entries[key] = {**t.to_dict(), "weight_mb": _weight_mb(modules[key][0]),
+            self.table.entries[key] = {**t.to_dict(), "weight_mb": _weight_mb(modules[key][0], self.profile),
                                        "rounds": [r.to_list() for r in rounds]}
             self.save()
 
-        loaders = {k: loader(*modules[k], self.profile, self.backend) for k in keys}
-        measure_many(loaders, self.profile.timing, self.canary, self.rng, on_done=done, progress=self.progress,
-                     desc=desc, deadline=deadline)
+        sources = {k: model_source(*modules[k], self.profile) for k in keys}
+        self.target.cost_many(sources, self.rng, on_done=done, progress=self.progress, desc=desc, deadline=deadline)
 
     def measure_subnets(self, archs: list[ArchSpec], desc: str, deadline: float | None = None) -> None:
         points = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
@@ -163,30 +154,28 @@ class _Build:
             self.table.header["calibration_partial"] = list(points.values())
             self.save()
 
-        loaders = {a.key(): subnet_loader(self.table.space, a, self.profile, self.backend) for a in archs}
-        measure_many(loaders, self.profile.timing, self.canary, self.rng, on_done=done, progress=self.progress,
-                     desc=desc, deadline=deadline)
+        sources = {a.key(): subnet_source(self.table.space, a, self.profile) for a in archs}
+        self.target.cost_many(sources, self.rng, on_done=done, progress=self.progress, desc=desc, deadline=deadline)
 
     def points(self, archs: list[ArchSpec]) -> list[dict[str, Any]]:
-        """Calibration points, every figure re-estimated from its rounds on the canary's current
-        reference, so that entries and subnets measured at different times share one scale."""
+        """Calibration points, every figure re-estimated from its rounds on the target's current
+        scale (a runtime's canary reference), so that entries and subnets measured at different
+        times share one scale."""
         self.refresh()
         done = {p["arch_key"]: p for p in self.table.header.get("calibration_partial", [])}
         pts = [done[a.key()] for a in archs]
-        ref, proto = self.canary.ref_ms, self.profile.timing
         for p, a in zip(pts, archs, strict=True):
-            rounds = [Round.from_list(r) for r in p["rounds"]]
-            p.update(_point_fields(estimate(rounds, proto, ref, final=True)))
+            t = self.target.reestimate([Round.from_list(r) for r in p.get("rounds", [])])
+            if t is not None:
+                p.update(_point_fields(t))
             p["raw_ms"], p["weight_mb"] = self.table.raw_ms(a), self.table.weight_mb(a)
         return pts
 
     def refresh(self) -> None:
-        ref, proto = self.canary.ref_ms, self.profile.timing
         for key, e in self.table.entries.items():
-            if not e.get("rounds"):
-                continue
-            t = estimate([Round.from_list(r) for r in e["rounds"]], proto, ref, final=True)
-            self.table.entries[key] = {**e, **t.to_dict()}
+            t = self.target.reestimate([Round.from_list(r) for r in e.get("rounds", [])])
+            if t is not None:
+                self.table.entries[key] = {**e, **t.to_dict()}
 
     def remeasure(self, archs: list[ArchSpec], why: str, deadline: float | None) -> None:
         """Measure these subnets and every entry they sum, afresh, in a later time window."""
@@ -204,9 +193,13 @@ class _Build:
         self.measure_subnets(archs, "re-measure subnets", deadline)
 
 
-def _weight_mb(module: torch.nn.Module) -> float:
-    """Megabytes of parameters (fp32; BN folds into the convs, so it is counted like them)."""
-    return round(sum(p.numel() for p in module.parameters()) * 4 / 1e6, 6)
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+def _weight_mb(module: torch.nn.Module, profile: DeviceProfile) -> float:
+    """Megabytes of parameters at the profile's precision (BN folds into the convs, so it is counted like them)."""
+    n = sum(p.numel() for p in module.parameters())
+    return round(n * BYTES_PER_WEIGHT[profile.precision] / 1e6, 6)
 
 
 def _point_fields(t: Timing) -> dict[str, Any]:
@@ -220,11 +213,10 @@ def build_lut(profile: DeviceProfile, space: SearchSpace, path: str | os.PathLik
     `path` only when complete. `rebuild` ignores a complete table at `path` (a partial
     rebuild in the side file is still resumed)."""
     path = Path(path)
-    backend = get_backend(profile.backend)
-    version = backend.version()
+    target = get_target(profile)
     work = partial_path(path)
-    table = _resume(work, profile, space, version) or LatencyTable(space, make_header(profile, space, version))
-    b = _Build(table, profile, backend, work, progress)
+    table = _resume(work, profile, space, target) or LatencyTable(space, make_header(profile, space, target))
+    b = _Build(table, profile, target, work, progress)
     if table.missing():
         b.measure_entries(table.missing(), f"profile {profile.name}")
     archs = calibration_archs(space, profile.calibration_subnets, profile.calibration_seed)
@@ -234,7 +226,7 @@ def build_lut(profile: DeviceProfile, space: SearchSpace, path: str | os.PathLik
         if todo:
             b.measure_subnets(todo, "calibrate")
         _fit_and_check(b, archs)
-    _swap_in(work, path, table, profile, version)
+    _swap_in(work, path, table, profile, target)
     return table
 
 
@@ -242,13 +234,13 @@ def _fit_and_check(b: _Build, archs: list[ArchSpec]) -> None:
     tol, share = b.profile.fidelity_goal
     if len(archs) < 3:
         raise UserError("calibration needs at least 3 distinct subnets; the space is too small.")
-    out = outliers(b.points(archs), tol)
+    out = outliers(b.points(archs), tol) if b.repeatable else []
     if out:
         b.remeasure([archs[i] for i in out], f"{len(out)} calibration outlier(s)", None)
     deadline = time.monotonic() + b.profile.retry_s
     cal = calibrate(b.points(archs), tol)
     tries = 0
-    while cal["fidelity"]["within_tolerance"] < share and time.monotonic() < deadline:
+    while b.repeatable and cal["fidelity"]["within_tolerance"] < share and time.monotonic() < deadline:
         worst = worst_points(cal, tol) or []
         keys = {p["arch_key"] for p in worst[:max(3, len(worst))]}
         tries += 1
@@ -265,12 +257,15 @@ REPEAT_SUBNETS = 8
 REPEAT_SHARE = 0.75  # of them within half the tolerance, or the table is degraded
 
 
-def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, Any]:
+def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, Any] | None:
     """Measure a few calibration subnets again, later, with fresh sessions: how well does this
-    machine reproduce its own figures? A table can be no surer than that."""
+    machine reproduce its own figures? A table can be no surer than that. (None for a cost
+    model: it computes the same figure every time.)"""
+    if not b.repeatable:
+        return None
     pick = archs[:: max(1, len(archs) // REPEAT_SUBNETS)][:REPEAT_SUBNETS]
-    loaders = {a.key(): subnet_loader(b.table.space, a, b.profile, b.backend) for a in pick}
-    again = measure_many(loaders, b.profile.timing, b.canary, b.rng, progress=False)
+    sources = {a.key(): subnet_source(b.table.space, a, b.profile) for a in pick}
+    again = b.target.cost_many(sources, b.rng, progress=False)
     before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}
     rel = [abs(again[k].p50_ms / before[k] - 1) for k in before]
     return {"n": len(rel), "within_half_tolerance": float(np.mean([r <= tol / 2 for r in rel])),
@@ -278,12 +273,12 @@ def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, An
 
 
 def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: int,
-             repeat: dict[str, Any]) -> dict[str, Any]:
+             repeat: dict[str, Any] | None) -> dict[str, Any]:
     entries = b.table.entries.values()
     rounds = sum(len(e.get("rounds", [])) for e in entries)
     replaced = sum(e.get("rounds_replaced", 0) for e in entries)
     got = cal["fidelity"]["within_tolerance"]
-    repeats = repeat["within_half_tolerance"] >= REPEAT_SHARE
+    repeats = repeat is None or repeat["within_half_tolerance"] >= REPEAT_SHARE
     q = {"status": "ok" if got >= share and repeats else "degraded",
          "goal": {"tolerance_pct": 100 * tol, "min_share": share}, "within_tolerance": got, "fidelity_retries": tries,
          "repeatability": repeat,
@@ -294,7 +289,7 @@ def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: in
                        f"±{100 * tol:.0f} % (goal {100 * share:.0f} %) after {tries} re-measurement(s) over "
                        f"{b.profile.retry_s:.0f} s; {replaced} of {rounds} entry rounds were set aside as disturbed "
                        "by outside load or out of agreement")
-    elif not repeats:
+    elif repeat is not None and not repeats:
         q["reason"] = (f"the machine does not reproduce its own measurements: {repeat['n']} calibration subnets "
                        f"measured again a little later moved by {repeat['median_abs_pct']:.1f} % (median; max "
                        f"{repeat['max_abs_pct']:.1f} %), only {100 * repeat['within_half_tolerance']:.0f} % within "
@@ -302,7 +297,7 @@ def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: in
     return q
 
 
-def _resume(work: Path, profile: DeviceProfile, space: SearchSpace, version: str) -> LatencyTable | None:
+def _resume(work: Path, profile: DeviceProfile, space: SearchSpace, target: Target) -> LatencyTable | None:
     if not work.is_file():
         return None
     try:
@@ -310,7 +305,7 @@ def _resume(work: Path, profile: DeviceProfile, space: SearchSpace, version: str
     except UserError as exc:
         log.warning("ignoring the unusable partial build %s (%s)", work, exc)
         return None
-    why = stale_reason(table, profile, version)
+    why = stale_reason(table, profile, target)
     if why is not None:
         log.warning("the partial build %s cannot be resumed (%s); starting afresh", work, why)
         return None
@@ -318,12 +313,12 @@ def _resume(work: Path, profile: DeviceProfile, space: SearchSpace, version: str
     return table
 
 
-def _swap_in(work: Path, path: Path, table: LatencyTable, profile: DeviceProfile, version: str) -> None:
+def _swap_in(work: Path, path: Path, table: LatencyTable, profile: DeviceProfile, target: Target) -> None:
     """Replace `path` with the finished side file; a stale table there is kept beside it."""
     if path.is_file():
         try:
             old = LatencyTable.load(path, require_complete=False)
-            why = stale_reason(old, profile, version) if old.device == profile.name else "another device"
+            why = stale_reason(old, profile, target) if old.device == profile.name else "another device"
         except UserError:
             why = None  # unreadable: nothing good to keep
         if why is not None:

@@ -29,20 +29,25 @@ def host_info() -> dict[str, Any]:
             "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
 
 
-def make_header(profile: DeviceProfile, space: SearchSpace, runtime_version: str) -> dict[str, Any]:
+def make_header(profile: DeviceProfile, space: SearchSpace, target: Any) -> dict[str, Any]:
+    """A LUT header: the device, its profile, what the target's figures depend on, the space."""
     return {"device": profile.name, "profile": profile.to_dict(), "profile_digest": profile.digest(),
-            "runtime": {"name": profile.backend, "version": runtime_version}, "host": host_info(),
+            "target": target.depends_on(), "kind": target.kind, "source": target.source,
+            "runtime": {"name": profile.backend, "version": target.version()}, "host": host_info(),
             "protocol": asdict(profile.timing), "space_hash": space.space_hash(), "space": space.to_dict(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": 0.0}
 
 
-def stale_reason(table: Any, profile: DeviceProfile, runtime_version: str) -> str | None:
-    """Why a stored table may not be reused for `profile` on this machine (None: reusable)."""
+def stale_reason(table: Any, profile: DeviceProfile, target: Any) -> str | None:
+    """Why a stored table may not be reused for `profile` here (None: reusable): the profile, or
+    anything the target says its figures depend on (CPU model, runtime or model version,
+    accelerator description, the command and the device it reports), changed."""
     h = table.header
     if h.get("profile_digest") != profile.digest():
         return "the device profile changed"
-    if h.get("runtime", {}).get("version") != runtime_version:
-        return f"the runtime changed ({h.get('runtime', {}).get('version')} -> {runtime_version})"
-    if h.get("host", {}).get("cpu") != host_info()["cpu"]:
-        return f"it was measured on another CPU ({h.get('host', {}).get('cpu')})"
+    was, now = h.get("target") or {}, target.depends_on()
+    changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+    if changed:
+        k = changed[0]
+        return f"what its figures depend on changed ({k}: {was.get(k)} -> {now.get(k)})"
     return None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from profiler.backends.base import Runner
-from profiler.profiles import DeviceProfile
+from profiler.backends.runtime import RuntimeTarget
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeTarget(RuntimeTarget):
     name = "onnxruntime"
 
     def available(self) -> tuple[bool, str]:
@@ -26,7 +26,8 @@ class OnnxRuntimeBackend:
 
         return onnxruntime.__version__
 
-    def load(self, onnx_model: bytes, profile: DeviceProfile) -> Runner:
+    def load(self, onnx_model: bytes) -> Runner:
+        profile = self.profile
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from profiler.backends.base import Runner
-from profiler.profiles import DeviceProfile
+from profiler.backends.runtime import RuntimeTarget
 
 _PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 
 
-class OpenVinoBackend:
+class OpenVinoTarget(RuntimeTarget):
     name = "openvino"
 
     def available(self) -> tuple[bool, str]:
@@ -26,7 +26,8 @@ class OpenVinoBackend:
 
         return openvino.get_version()
 
-    def load(self, onnx_model: bytes, profile: DeviceProfile) -> Runner:
+    def load(self, onnx_model: bytes) -> Runner:
+        profile = self.profile
         import openvino as ov
 
         core = ov.Core()

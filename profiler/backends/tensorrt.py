@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from profiler.backends.base import Runner
-from profiler.profiles import DeviceProfile
+from profiler.backends.runtime import RuntimeTarget
 
 
-class TensorRTBackend:
+class TensorRTTarget(RuntimeTarget):
     name = "tensorrt"
 
     def available(self) -> tuple[bool, str]:
@@ -32,7 +32,8 @@ class TensorRTBackend:
 
         return tensorrt.__version__
 
-    def load(self, onnx_model: bytes, profile: DeviceProfile) -> Runner:
+    def load(self, onnx_model: bytes) -> Runner:
+        profile = self.profile
         import tensorrt as trt
         import torch
 

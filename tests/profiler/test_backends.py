@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from profiler import get_backend, load_profile, to_onnx
-from supernet import SearchSpace, UserError, block_for
+from hwofa.common import UserError
+from profiler import get_target, load_profile, to_onnx
+from profiler.profiles import profile_from_dict
+from supernet import SearchSpace, block_for
 
 SPACE = SearchSpace()
 
@@ -15,14 +17,16 @@ def _block_and_input():
     return block, x
 
 
+PROFILES = {"onnxruntime": "cpu-onnxruntime", "openvino": "cpu-openvino", "tensorrt": "gpu-tensorrt"}
+
+
 def _available(name):
-    ok, why = get_backend(name, require=False).available()
-    return ok, why
+    return get_target(load_profile(PROFILES[name]), require=False).available()
 
 
 def test_onnxruntime_matches_torch():
     block, x = _block_and_input()
-    run = get_backend("onnxruntime").load(to_onnx(block, tuple(x.shape)), load_profile("cpu-onnxruntime"))
+    run = get_target(load_profile("cpu-onnxruntime")).runner(to_onnx(block, tuple(x.shape)))
     with torch.no_grad():
         ref = block(x).numpy()
     assert np.abs(run(x.numpy())[0] - ref).max() < 1e-4
@@ -34,7 +38,7 @@ def test_openvino_f32_matches_torch():
     block, x = _block_and_input()
     prof = load_profile("cpu-openvino")
     assert prof.precision == "fp32"  # forced to f32: this CPU would otherwise run bf16
-    run = get_backend("openvino").load(to_onnx(block, tuple(x.shape)), prof)
+    run = get_target(prof).runner(to_onnx(block, tuple(x.shape)))
     with torch.no_grad():
         ref = block(x).numpy()
     assert np.abs(run(x.numpy())[0] - ref).max() < 1e-4
@@ -46,7 +50,7 @@ def test_openvino_f32_matches_torch():
                                                            f"{_available('tensorrt')[1]}")
 def test_tensorrt_matches_torch():
     block, x = _block_and_input()
-    run = get_backend("tensorrt").load(to_onnx(block, tuple(x.shape)), load_profile("gpu-tensorrt"))
+    run = get_target(load_profile("gpu-tensorrt")).runner(to_onnx(block, tuple(x.shape)))
     with torch.no_grad():
         ref = block(x).numpy()
     assert np.abs(run(x.numpy())[0] - ref).max() < 5e-2  # fp16
@@ -57,6 +61,6 @@ def test_absent_backend_is_a_clear_user_error():
     if ok:
         pytest.skip("TensorRT is present here")
     with pytest.raises(UserError, match="cannot run on this machine"):
-        get_backend("tensorrt")
+        get_target(load_profile("gpu-tensorrt"))
     with pytest.raises(UserError, match="unknown backend"):
-        get_backend("coreml")
+        get_target(profile_from_dict({"backend": "coreml"}, name="phone", source="test"))

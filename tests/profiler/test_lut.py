@@ -4,12 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from profiler import LatencyTable, build_lut, load_profile
+from profiler import LatencyTable, build_lut, get_target, load_profile
 from profiler.build import calibration_archs, make_header, partial_path
 from profiler.calibration import calibrate, fit_robust, outliers, worst_points
 from profiler.lut import all_entries, arch_keys, overhead_key
 from profiler.profiles import profile_from_dict
-from supernet import ArchSpec, BlockSpec, SearchSpace, UserError
+from hwofa.common import UserError
+from supernet import ArchSpec, BlockSpec, SearchSpace
 
 MICRO = SearchSpace.from_dict({"resolutions": [8, 12], "kernel_sizes": [3, 5], "expand_ratios": [3],
                                "depths": [1, 2], "num_stages": 2, "stem_channels": 8, "stage_channels": [8, 12],
@@ -30,7 +31,7 @@ def _synthetic(space, seed=0):
 
     rng = random.Random(seed)
     prof = load_profile("cpu-onnxruntime")
-    table = LatencyTable(space, make_header(prof, space, "test"))
+    table = LatencyTable(space, make_header(prof, space, get_target(prof)))
     for key in all_entries(space):
         table.entries[key] = {"p50_ms": rng.uniform(0.01, 0.2), "p90_ms": 0.3, "n": 50, "cv": 0.01}
     fid = {"within_10pct": 1.0, "mean_abs_pct_error": 1.0, "max_abs_pct_error": 2.0, "spearman": 1.0, "n": 20}
@@ -69,7 +70,7 @@ def test_build_calibrates_robustly_and_swaps_in_complete(tmp_path):
     q = table.header["quality"]
     assert q["status"] in ("ok", "degraded") and q["entry_rounds"] >= 3 * len(all_entries(MICRO))
     assert q["repeatability"]["n"] == 8 and q["repeatability"]["median_abs_pct"] >= 0
-    assert table.header["canary"]["ref_ms"] > 0
+    assert table.header["target_state"]["canary"]["ref_ms"] > 0 and table.header["target"]["cpu"]
     for entry in table.entries.values():
         assert entry["rounds_used"] >= 1 and len(entry["rounds"]) >= entry["rounds_used"]
     again = LatencyTable.load(path, space=MICRO, device="micro-cpu")

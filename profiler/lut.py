@@ -36,12 +36,9 @@ def head_key(space: SearchSpace, resolution: int) -> str:
 
 def block_key(space: SearchSpace, stage: int, first: bool, kernel_size: int, expand_ratio: int,
               resolution: int) -> str:
-    out_ch = space.stage_channels[stage]
-    in_ch = space.stage_in_channels(stage) if first else out_ch
-    stride = space.stage_strides[stage] if first else 1
-    hw = space.feature_size(resolution, stage) if first else space.feature_size(resolution, stage + 1)
-    return (f"block:c{in_ch}-{out_ch}:hw{hw}:s{stride}:k{kernel_size}:e{expand_ratio}:"
-            f"se{int(space.stage_se[stage])}:{space.stage_act[stage]}")
+    g = space.block_geometry(stage, first, resolution)
+    return (f"block:c{g.in_ch}-{g.out_ch}:hw{g.in_hw}:s{g.stride}:k{kernel_size}:e{expand_ratio}:"
+            f"se{int(g.se)}:{g.act}")
 
 
 def arch_keys(space: SearchSpace, arch: ArchSpec) -> list[str]:

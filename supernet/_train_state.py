@@ -10,14 +10,13 @@ committed copy under train_state/ instead.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import torch
 from safetensors.torch import save
 
-from hwofa.common.files import atomic_write_bytes, sha256_file
+from hwofa.common.files import atomic_write_bytes, sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 STATE_DIR = "train_state"
@@ -26,7 +25,7 @@ STATE_DIR = "train_state"
 def save_state(run: Path, what: str, tensors: dict[str, torch.Tensor]) -> str:
     """Write `tensors` to train_state/<what>.<sha16>.safetensors (atomically); returns the sha256."""
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_bytes(data)
     path = state_path(run, what, sha)
     if not path.is_file():
         atomic_write_bytes(path, data)

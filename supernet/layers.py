@@ -77,12 +77,9 @@ class Head(nn.Module):
 
 
 def block_for(space: SearchSpace, stage: int, first: bool, kernel_size: int, expand_ratio: int) -> MBBlock:
-    """The block at `stage`; the first block of a stage carries its stride and width change."""
-    out_ch = space.stage_channels[stage]
-    in_ch = space.stage_in_channels(stage) if first else out_ch
-    stride = space.stage_strides[stage] if first else 1
-    return MBBlock(in_ch, out_ch, kernel_size, expand_ratio, stride, space.stage_se[stage],
-                   space.stage_act[stage])
+    """The block at `stage` (its shape from `SearchSpace.block_geometry`) with this kernel size and expand ratio."""
+    g = space.block_geometry(stage, first)
+    return MBBlock(g.in_ch, g.out_ch, kernel_size, expand_ratio, g.stride, g.se, g.act)
 
 
 class SubNet(nn.Module):

@@ -24,10 +24,9 @@ class Supernet(nn.Module):
         for s in range(space.num_stages):
             blocks = nn.ModuleList()
             for b in range(space.max_depth):
-                in_ch = space.stage_in_channels(s) if b == 0 else space.stage_channels[s]
-                blocks.append(ElasticBlock(in_ch, space.stage_channels[s], space.kernel_sizes,
-                                           space.expand_ratios, space.stage_strides[s] if b == 0 else 1,
-                                           space.stage_se[s], space.stage_act[s]))
+                g = space.block_geometry(s, first=b == 0)
+                blocks.append(ElasticBlock(g.in_ch, g.out_ch, space.kernel_sizes, space.expand_ratios, g.stride, g.se,
+                                           g.act))
             self.stages.append(blocks)
         self.head = Head(space)
         self.arch = space.largest()

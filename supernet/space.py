@@ -7,13 +7,13 @@ messages a user can act on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hwofa.common.errors import UserError
+from hwofa.common.files import sha256_bytes
 
 ACTIVATIONS = ("relu", "hswish")
 
@@ -75,7 +75,7 @@ class SearchSpace:
     def space_hash(self) -> str:
         """Stable short hash of the space definition; LUTs and predictors are keyed by it."""
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha256_bytes(blob.encode())[:16]
 
     # ---- derived structure ------------------------------------------------
     @property
@@ -84,6 +84,19 @@ class SearchSpace:
 
     def stage_in_channels(self, stage: int) -> int:
         return self.stem_channels if stage == 0 else self.stage_channels[stage - 1]
+
+    def block_geometry(self, stage: int, first: bool, resolution: int | None = None) -> BlockGeometry:
+        """The one place a block's shape is worked out: the network, its extracted subnets, the LUT keys and
+        the profiler's per-block modules all ask here. The first block of a stage carries the stage's stride
+        and width change; the others keep both. With `resolution`, the block's input and output feature sizes."""
+        out_ch = self.stage_channels[stage]
+        in_hw = out_hw = None
+        if resolution is not None:
+            out_hw = self.feature_size(resolution, stage + 1)
+            in_hw = self.feature_size(resolution, stage) if first else out_hw
+        return BlockGeometry(in_ch=self.stage_in_channels(stage) if first else out_ch, out_ch=out_ch,
+                             stride=self.stage_strides[stage] if first else 1, se=self.stage_se[stage],
+                             act=self.stage_act[stage], in_hw=in_hw, out_hw=out_hw)
 
     def feature_size(self, resolution: int, stage: int) -> int:
         """Spatial size of the input to `stage` (0..num_stages; num_stages means the head)."""
@@ -138,6 +151,19 @@ class SearchSpace:
         if problems:
             raise UserError(f"{source} lies outside the supernet's search space: {_listing(problems)}. "
                             "`hwofa space` prints the space.")
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """A block's fixed shape (what its kernel size and expand ratio do not change); see `block_geometry`."""
+
+    in_ch: int
+    out_ch: int
+    stride: int
+    se: bool
+    act: str
+    in_hw: int | None = None  # feature sizes: None unless a resolution was given
+    out_hw: int | None = None
 
 
 @dataclass(frozen=True)

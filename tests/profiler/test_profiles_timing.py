@@ -3,10 +3,10 @@ import time
 
 import pytest
 
+from hwofa.common import UserError
 from profiler import TimingProtocol, list_profiles, load_profile
 from profiler.interleave import Canary, measure_many
 from profiler.timing import Round, densest_group, estimate, measure_stable, normalized, summarize_round
-from supernet import UserError
 
 
 def test_shipped_profiles_load():

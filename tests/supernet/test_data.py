@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from supernet import UserError, load_dataset, preprocess, train_val_split
+from hwofa.common import UserError
+from supernet import load_dataset, preprocess, train_val_split
 from supernet.data import apply_augment, augment, augment_params
 
 

@@ -15,7 +15,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from supernet import UserError, load_recipe, load_supernet
+from hwofa.common import UserError
+from supernet import load_recipe, load_supernet
 from supernet.recipe import Recipe
 from supernet.train import Trainer, check_amp, micro_batches
 from tests.conftest import TINY_RECIPE
@@ -108,8 +109,8 @@ def test_killed_rank_ends_the_job_and_resume_continues_with_another_number_of_pr
     assert victim is not None, "rank 1 was not found before the job ended"
     assert job.returncode != 0 and "exitcode" in err and "-9" in err, err[-2000:]  # torchrun names the dead rank
     net, meta = load_supernet(run)  # the last checkpoint is complete and consistent (hash checked)
-    done = meta["progress"]["epoch"]
-    assert 1 <= done < 8 and len(meta["history"]) == done
+    done = meta.progress["epoch"]
+    assert 1 <= done < 8 and len(meta.history) == done
 
     proc = subprocess.run([sys.executable, "-m", "hwofa", "train", "--dataset", "fashion-mnist", "--recipe",
                            recipe_path, "--out", run, "--resume"], env=env, capture_output=True, text=True,

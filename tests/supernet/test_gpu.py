@@ -14,7 +14,7 @@ def test_cuda_training_checkpoint_loads_and_resumes_on_cpu(tmp_path, fmnist, tin
     recipe = load_recipe(tiny_recipe_path)
     Trainer(recipe, fmnist, tmp_path / "gpu", device="cuda").fit()
     net, meta = load_supernet(tmp_path / "gpu")  # weights written from the GPU, read on the CPU
-    assert set(meta["metrics"]["test_top1"]) == {"smallest", "middle", "largest"}
+    assert set(meta.metrics["test_top1"]) == {"smallest", "middle", "largest"}
     arch = net.space.largest()
     net.set_arch(arch)
     x = torch.randn(4, 1, arch.resolution, arch.resolution)
@@ -25,7 +25,7 @@ def test_cuda_training_checkpoint_loads_and_resumes_on_cpu(tmp_path, fmnist, tin
     # a GPU run resumes on the CPU: it finishes at once and recomputes the same final metrics there
     final = Trainer(recipe, fmnist, tmp_path / "gpu").fit(resume=True)
     for name, m in final["test_top1"].items():
-        assert abs(m["test_top1"] - meta["metrics"]["test_top1"][name]["test_top1"]) <= 0.01
+        assert abs(m["test_top1"] - meta.metrics["test_top1"][name]["test_top1"]) <= 0.01
 
 
 def test_amp_bf16_training_on_cuda(tmp_path, fmnist, tiny_recipe_path):
@@ -33,4 +33,4 @@ def test_amp_bf16_training_on_cuda(tmp_path, fmnist, tiny_recipe_path):
     Trainer(load_recipe(tiny_recipe_path), fmnist, tmp_path / "amp", device="cuda", amp=True).fit()
     net, meta = load_supernet(tmp_path / "amp")
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net.parameters())
-    assert all(0.0 <= m["test_top1"] <= 1.0 for m in meta["metrics"]["test_top1"].values())
+    assert all(0.0 <= m["test_top1"] <= 1.0 for m in meta.metrics["test_top1"].values())

@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from supernet import ArchSpec, BlockSpec, SearchSpace, UserError
+from hwofa.common import UserError
+from supernet import ArchSpec, BlockSpec, SearchSpace
 from tests.conftest import TINY_SPACE
 
 
@@ -67,3 +68,13 @@ def test_largest_smallest():
     space = SearchSpace()
     assert space.largest().depths == (4,) * 5 and space.largest().resolution == 28
     assert space.smallest().stages[0][0] == BlockSpec(3, 3) and space.smallest().resolution == 20
+
+
+def test_block_geometry_first_block_carries_stride_and_width():
+    space = SearchSpace()  # stem 16 -> stages (16, 24, 32, 48, 64), strides (1, 2, 1, 2, 1)
+    g = space.block_geometry(1, first=True, resolution=28)
+    assert (g.in_ch, g.out_ch, g.stride, g.se, g.act) == (16, 24, 2, True, "relu")
+    assert (g.in_hw, g.out_hw) == (14, 7)  # the stem halves 28; stage 1 halves again
+    rest = space.block_geometry(1, first=False, resolution=28)
+    assert (rest.in_ch, rest.out_ch, rest.stride, rest.in_hw, rest.out_hw) == (24, 24, 1, 7, 7)
+    assert space.block_geometry(1, first=True).in_hw is None

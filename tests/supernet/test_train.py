@@ -5,7 +5,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from supernet import UserError, load_recipe, load_supernet, recalibrate_bn
+from hwofa.common import UserError
+from supernet import load_recipe, load_supernet, recalibrate_bn
 from supernet.train import Trainer
 from tests.conftest import TINY_RECIPE
 
@@ -16,7 +17,7 @@ def test_tiny_training_writes_self_describing_checkpoint(tiny_run):
     assert set(meta["metrics"]["test_top1"]) == {"smallest", "middle", "largest"}
     assert len(meta["history"]) == 4  # one record per epoch: 1 + 1 + 2
     net, meta2 = load_supernet(tiny_run)  # rebuilt from the folder alone
-    assert net.space.to_dict() == meta2["space"]
+    assert net.space == meta2.space and meta2.to_dict() == meta  # the typed record writes the file back as it is
 
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path, fmnist, tiny_recipe_path, monkeypatch):
@@ -102,8 +103,8 @@ def test_other_dataset_is_refused(fmnist, tiny_run):
 
     from supernet.bn import calibration_images
 
-    meta = json.loads((tiny_run / "supernet.json").read_text())
-    assert meta["dataset"]["sha256"] == fmnist.fingerprint()
+    _, meta = load_supernet(tiny_run)
+    assert meta.dataset.sha256 == fmnist.fingerprint()
     assert len(calibration_images(meta, fmnist)) == TINY_RECIPE["bn_calib_images"]
     labels = fmnist.test_y.clone()
     labels[0] = (labels[0] + 1) % 10
@@ -115,7 +116,8 @@ def test_other_dataset_is_refused(fmnist, tiny_run):
 def test_kill_between_weights_and_json_resumes_from_the_committed_copy(tmp_path, fmnist, tiny_recipe_path, tiny_run,
                                                                        monkeypatch):
     import supernet.train as train_mod
-    from supernet import save_tensors, sha256_file
+    from hwofa.common import sha256_file
+    from supernet import save_tensors
 
     real, calls = train_mod.save_supernet, {"n": 0}
 

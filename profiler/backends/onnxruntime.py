@@ -1,4 +1,8 @@
-"""ONNX Runtime, CPU execution provider."""
+"""ONNX Runtime, CPU execution provider: fp32, and int8 as QDQ models (fused into its int8 kernels).
+
+fp16 and bf16 are refused: the CPU provider has no fp16 kernels for most operators (Conv,
+depthwise Conv and Gemm among them), so an fp16 model would be cast back to fp32 or not load.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,14 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended"
 
 class OnnxRuntimeTarget(RuntimeTarget):
     name = "onnxruntime"
+    precisions = ("fp32", "int8")
+
+    def precision_problem(self) -> str | None:
+        if self.profile.precision in ("fp16", "bf16"):
+            return (f"ONNX Runtime's CPU execution provider has no {self.profile.precision} kernels for most "
+                    "operators (Conv and Gemm among them), so the model would run in fp32, not the precision asked; "
+                    "use fp32 or int8 on onnxruntime, or an openvino profile for fp16/bf16 on a CPU that has it")
+        return super().precision_problem()
 
     def available(self) -> tuple[bool, str]:
         try:

@@ -1,6 +1,7 @@
 """TensorRT on an NVIDIA GPU (optional extra `hwofa[tensorrt]`).
 
-Builds an engine from the ONNX bytes (fp16 when the profile asks), binds CUDA buffers
+Builds an engine from the ONNX bytes (fp16 when the profile asks; int8 from a QDQ model as
+explicit quantization, which needs symmetric int8 activations: `int8_settings`), binds CUDA buffers
 allocated through torch, and runs synchronously so the timing routine sees the whole
 host-to-host latency of one inference.
 """
@@ -11,10 +12,13 @@ import numpy as np
 
 from profiler.backends.base import Runner
 from profiler.backends.runtime import RuntimeTarget
+from profiler.precision import TENSORRT_INT8
 
 
 class TensorRTTarget(RuntimeTarget):
     name = "tensorrt"
+    precisions = ("fp32", "fp16", "int8")
+    int8_settings = TENSORRT_INT8
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -47,6 +51,11 @@ class TensorRTTarget(RuntimeTarget):
         config = builder.create_builder_config()
         if profile.precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
+        elif profile.precision == "int8":  # explicit quantization: the scales are the QDQ model's, no calibrator
+            if not any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers)):
+                raise RuntimeError("an int8 profile needs a QDQ model (profiler.precision.to_precision), got one "
+                                   "without QuantizeLinear")
+            config.set_flag(trt.BuilderFlag.INT8)
         inp = network.get_input(0)
         shape = tuple(profile.batch_size if d < 0 else d for d in inp.shape)
         opt = builder.create_optimization_profile()

@@ -55,10 +55,8 @@ def module_for(space: SearchSpace, spec: dict[str, Any]) -> tuple[torch.nn.Modul
         hw = space.feature_size(r, space.num_stages)
         return Head(space), (1, space.stage_channels[-1], hw, hw)
     s, first = spec["stage"], spec["first"]
-    block = block_for(space, s, first, spec["kernel_size"], spec["expand_ratio"])
-    in_ch = space.stage_in_channels(s) if first else space.stage_channels[s]
-    hw = space.feature_size(r, s) if first else space.feature_size(r, s + 1)
-    return block, (1, in_ch, hw, hw)
+    g = space.block_geometry(s, first, r)
+    return block_for(space, s, first, spec["kernel_size"], spec["expand_ratio"]), (1, g.in_ch, g.in_hw, g.in_hw)
 
 
 def subnet_for(space: SearchSpace, arch: ArchSpec) -> SubNet:

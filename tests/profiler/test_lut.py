@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
+from hwofa.common import UserError
 from profiler import LatencyTable, build_lut, get_target, load_profile
 from profiler.build import calibration_archs, make_header, partial_path
 from profiler.calibration import calibrate, fit_robust, outliers, worst_points
 from profiler.lut import all_entries, arch_keys, overhead_key
 from profiler.profiles import profile_from_dict
-from hwofa.common import UserError
 from supernet import ArchSpec, BlockSpec, SearchSpace
 
 MICRO = SearchSpace.from_dict({"resolutions": [8, 12], "kernel_sizes": [3, 5], "expand_ratios": [3],

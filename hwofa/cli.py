@@ -59,6 +59,10 @@ def check_repeats(args: argparse.Namespace) -> None:
                             f"give --device {d.split('=')[0]} and the budget with --latency-ms.")
 
 
+TRUST_HELP = ("run the external command of a device profile that does not ship with hwofa (a profile's command is "
+              "code: read it first; `hwofa devices` and the refusal show it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwofa", description="Hardware-aware once-for-all: profile a device, "
                                 "search a subnet under a latency budget, export verified ONNX.")
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--lut", action=_Once, metavar="PATH",
                     help="where to write the LUT (default: $HWOFA_HOME/luts/...)")
     pf.add_argument("--rebuild", action="store_true", help="measure again even if a fresh LUT exists")
+    pf.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
     se = sub.add_parser("search", help="evolutionary search under a latency budget")
     se.add_argument("--device", required=True, action="append", metavar="D", help="repeat for several devices")
@@ -103,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--supernet", action=_Once, metavar="RUN")
     se.add_argument("--out", action=_Once, required=True, metavar="search.json")
     se.add_argument("--seed", action=_Once, type=int, default=0)
+    se.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
     ex = sub.add_parser("export", help="export a subnet to verified ONNX")
     src = ex.add_mutually_exclusive_group(required=True)
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", action=_Once, required=True, metavar="DIR")
     ex.add_argument("--supernet", action=_Once, metavar="RUN")
     ex.add_argument("--data-dir", action=_Once, metavar="D")
+    ex.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
     rn = sub.add_parser("run", help="profile (cached) + search + export on the shipped supernet")
     rn.add_argument("--device", action=_Once, required=True, metavar="D")
@@ -121,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--data-dir", action=_Once, metavar="D")
     rn.add_argument("--supernet", action=_Once, metavar="RUN",
                     help="another supernet run folder (default: the shipped one)")
+    rn.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
     return p
 
 

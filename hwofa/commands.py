@@ -88,7 +88,8 @@ def cmd_predictor(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     t0 = time.time()
-    table, path, built = pipeline.profile(args.device, args.supernet, args.lut, rebuild=args.rebuild)
+    table, path, built = pipeline.profile(args.device, args.supernet, args.lut, rebuild=args.rebuild,
+                                          trust_command=args.trust_device_command)
     fid, build_s = table.calibration["fidelity"], table.header.get("build_seconds", float("nan"))
     q = table.header.get("quality", {})
     echo(f"{'measured' if built else 'cached'} LUT for {args.device}: {path}\n"
@@ -111,7 +112,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.time()
     check_out_file(args.out)
-    result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed)
+    result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed,
+                                     trust_command=args.trust_device_command)
     pipeline.write_search(args.out, result)
     for device, r in result["devices"].items():
         echo(f"{device}: predicted {r['predicted_latency_ms']:.3f} ms (LUT mean abs error "
@@ -133,10 +135,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.search:
         entry = pipeline.read_search(args.search, args.device, args.supernet)
         res = pipeline.export(args.device, args.out, search_entry=entry, supernet=args.supernet,
-                              data_dir=args.data_dir)
+                              data_dir=args.data_dir, trust_command=args.trust_device_command)
     else:
         res = pipeline.export(args.device, args.out, arch=load_arch(args.arch), supernet=args.supernet,
-                              data_dir=args.data_dir)
+                              data_dir=args.data_dir, trust_command=args.trust_device_command)
     echo("\n".join(c.line() for c in res.checks))
     echo(verification_line(res.report))
     if not res.written:
@@ -150,7 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.time()
     res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
-                       supernet=args.supernet)
+                       supernet=args.supernet, trust_command=args.trust_device_command)
     rep, checks = res["report"], res["checks"]
     lat, acc = rep["latency_ms"], rep["accuracy"]
     echo("\n".join(c.line() for c in checks))

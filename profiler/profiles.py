@@ -6,7 +6,7 @@ import difflib
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,13 @@ class DeviceProfile:
     calibration: dict[str, Any] = field(default_factory=lambda: {"subnets": 30, "seed": 0})
     options: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    # may its external command run (profiler/backends/command.py)? Set by load_profile, never read from YAML
+    trusted: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("path")
+        d.pop("trusted")
         return d
 
     def digest(self) -> str:
@@ -97,8 +100,11 @@ def list_profiles(directory: Path = PROFILE_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml"))
 
 
-def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
-    """Load a profile by name (file stem in device_profiles/) or by a path to a YAML file."""
+def load_profile(name_or_path: str | os.PathLike, trust_command: bool = False) -> DeviceProfile:
+    """Load a profile by name (file stem in device_profiles/) or by a path to a YAML file.
+
+    It is `trusted` (its external command, if any, may run) when it ships with hwofa (its file lies
+    in PROFILE_DIR) or the user confirmed it (`trust_command`, the CLI's --trust-device-command)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILE_DIR / f"{name_or_path}.yaml"
@@ -116,13 +122,14 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise UserError(f"device profile '{path}' is not valid YAML: {exc}") from exc
-    return profile_from_dict(data, name=path.stem, source=str(path))
+    prof = profile_from_dict(data, name=path.stem, source=str(path))
+    return replace(prof, trusted=trust_command or path.resolve().parent == PROFILE_DIR.resolve())
 
 
 def profile_from_dict(data: Any, name: str, source: str) -> DeviceProfile:
     if not isinstance(data, dict):
         raise UserError(f"device profile '{source}' must be a YAML mapping.")
-    known = {f.name for f in fields(DeviceProfile)} - {"name", "path"}
+    known = {f.name for f in fields(DeviceProfile)} - {"name", "path", "trusted"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"device profile '{source}': unknown key(s) {unknown}; known keys: {sorted(known)}.")

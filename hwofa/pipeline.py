@@ -13,28 +13,26 @@ from typing import Any
 
 from evolve import load_predictor, search
 from export import Exporter, ExportResult, check_out_folder, commit_bundle, export_subnet
+from hwofa.common import (
+    NUMBER,
+    UserError,
+    atomic_write_json,
+    json_type,
+    read_json,
+    require_fields,
+    resolve_run,
+    sha256_file,
+)
 from profiler import (
     LatencyTable,
     build_lut,
     default_lut_path,
-    get_backend,
+    get_target,
     load_profile,
     quality_warning,
     stale_reason,
 )
-from supernet import (
-    NUMBER,
-    SHIPPED_RUN,
-    ArchSpec,
-    SearchSpace,
-    UserError,
-    atomic_write_json,
-    json_type,
-    load_supernet,
-    read_json,
-    require_fields,
-    sha256_file,
-)
+from supernet import ArchSpec, SearchSpace, load_supernet
 
 log = logging.getLogger(__name__)
 SEARCH_FORMAT = "hwofa-search/1"
@@ -45,7 +43,7 @@ RETRY_GRID = 0.96
 def supernet_dir(run: str | os.PathLike | None) -> Path:
     """The supernet run folder (default: the shipped one), refused clearly when it is not one."""
     if run is None:
-        return SHIPPED_RUN
+        return resolve_run(None)
     path = Path(run)
     if path.is_file():
         hint = f" (here: '{path.parent}')" if path.name == "supernet.json" else ""
@@ -65,14 +63,16 @@ def check_budget(latency_ms: float) -> None:
 
 
 def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | os.PathLike | None = None,
-            rebuild: bool = False, progress: bool = True, warn: bool = True) -> tuple[LatencyTable, Path, bool]:
+            rebuild: bool = False, progress: bool = True, warn: bool = True,
+            trust_command: bool = False) -> tuple[LatencyTable, Path, bool]:
     """The device's LUT for the supernet's space: reused when cached and fresh, else (re)measured.
 
-    Returns (table, path, whether anything was measured).
+    Returns (table, path, whether anything was measured). `trust_command` lets a profile from
+    outside the package run its external command (--trust-device-command).
     """
-    prof = load_profile(device)
+    prof = load_profile(device, trust_command)
     net, _ = load_supernet(supernet_dir(supernet))
-    version = get_backend(prof.backend).version()  # a backend that cannot run here: a clear error, before measuring
+    target = get_target(prof)  # a target that cannot run here, or not at its precision: a clear error, before measuring
     path = Path(lut) if lut is not None else default_lut_path(prof.name, net.space)
     if path.is_dir():
         raise UserError(f"--lut '{path}' is a folder; give the path of a LUT file (e.g. {path / 'lut.json'}).")
@@ -85,7 +85,7 @@ def profile(device: str, supernet: str | os.PathLike | None = None, lut: str | o
             raise UserError(f"{exc} To measure it again, run `hwofa profile --device {device} --rebuild"
                             f"{f' --lut {path}' if lut is not None else ''}`; the file is replaced only once the "
                             "new table is complete.") from None
-        if not table.missing() and table.calibration and stale_reason(table, prof, version) is None:
+        if not table.missing() and table.calibration and stale_reason(table, prof, target) is None:
             if warn:
                 _warn_if_degraded(table, device)
             return table, path, False
@@ -118,7 +118,7 @@ def _refuse_foreign_lut(path: Path, device: str, space: SearchSpace) -> None:
 
 def search_devices(devices: list[str], latency_ms: float, supernet: str | os.PathLike | None = None,
                    seed: int = 0, luts: dict[str, str | os.PathLike] | None = None,
-                   progress: bool = True, warn: bool = True) -> dict[str, Any]:
+                   progress: bool = True, warn: bool = True, trust_command: bool = False) -> dict[str, Any]:
     """Search one subnet per device under the budget; returns the search.json content."""
     check_budget(latency_ms)
     for device in devices:  # refuse a bad device name before any slow work
@@ -128,12 +128,13 @@ def search_devices(devices: list[str], latency_ms: float, supernet: str | os.Pat
     predictor = load_predictor(run, net.space)
     result: dict[str, Any] = {
         "format": SEARCH_FORMAT, "budget_ms": latency_ms, "seed": seed,
-        "inputs": {"supernet": str(run), "supernet_sha256": meta["weights_sha256"],
+        "inputs": {"supernet": str(run), "supernet_sha256": meta.weights_sha256,
                    "space_hash": net.space.space_hash(),
                    "predictor_sha256": sha256_file(run / "accuracy_predictor.safetensors")},
         "predictor": predictor.report_summary(), "devices": {}}
     for device in devices:
-        table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress, warn=warn)
+        table, path, _ = profile(device, run, (luts or {}).get(device), progress=progress, warn=warn,
+                                 trust_command=trust_command)
         res = search(net.space, predictor, table, latency_ms, random.Random(seed))
         fid = table.calibration["fidelity"]
         result["devices"][load_profile(device).name] = {  # a device is named by its profile's stem
@@ -166,8 +167,8 @@ def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLik
         raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
                         f"{', '.join(data.get('devices', {})) or 'none'}.")
     _, meta = load_supernet(supernet_dir(supernet))
-    if data["inputs"].get("supernet_sha256") != meta["weights_sha256"] or \
-            data["inputs"].get("space_hash") != SearchSpace.from_dict(meta["space"]).space_hash():
+    if data["inputs"].get("supernet_sha256") != meta.weights_sha256 or \
+            data["inputs"].get("space_hash") != meta.space.space_hash():
         raise UserError(f"search: '{path}' was made with another supernet (sha256 "
                         f"{str(data['inputs'].get('supernet_sha256', '?'))[:12]}…); pass the matching --supernet.")
     entry = data["devices"][device]
@@ -179,13 +180,14 @@ def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLik
 
 def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,
            search_entry: dict[str, Any] | None = None, supernet: str | os.PathLike | None = None,
-           data_dir: str | os.PathLike | None = None) -> ExportResult:
+           data_dir: str | os.PathLike | None = None, trust_command: bool = False) -> ExportResult:
     """Export an arch (given, or chosen by a search) with the full verification checklist; the
     bundle replaces --out only when it passes (see export/bundle.py)."""
+    prof = load_profile(device, trust_command)
     if search_entry is not None:
         arch = search_entry["arch"]
         check_arch(arch, supernet, "the searched arch")
-        return export_subnet(arch, device, out, supernet_dir(supernet), data_dir, search_entry["budget_ms"],
+        return export_subnet(arch, prof, out, supernet_dir(supernet), data_dir, search_entry["budget_ms"],
                              _predicted(search_entry), search_entry.get("pareto"))
     if arch is None:
         raise UserError("export needs --search or --arch.")
@@ -194,7 +196,7 @@ def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,
     predicted = None
     if table is not None:
         predicted = {"latency_ms": table.predict(arch), "latency_error": table.calibration["fidelity"]}
-    return export_subnet(arch, device, out, supernet_dir(supernet), data_dir, None, predicted)
+    return export_subnet(arch, prof, out, supernet_dir(supernet), data_dir, None, predicted)
 
 
 def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable | None:
@@ -207,22 +209,24 @@ def _cached_lut(device: str, supernet: str | os.PathLike | None) -> LatencyTable
 
 
 def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, progress: bool = True,
-        data_dir: str | os.PathLike | None = None, supernet: str | os.PathLike | None = None) -> dict[str, Any]:
+        data_dir: str | os.PathLike | None = None, supernet: str | os.PathLike | None = None,
+        trust_command: bool = False) -> dict[str, Any]:
     """Profile (cached) + search + export; re-searches with a tighter internal budget when the measured
     latency misses the budget (at most 3 attempts). Only the last attempt is verified; the bundle and
     its search.json are swapped into --out together."""
     check_budget(latency_ms)
-    load_profile(device)
+    prof = load_profile(device, trust_command)
     out_path = check_out_folder(out)
     t0 = time.time()
-    table, _, built = profile(device, supernet, progress=progress)
+    table, _, built = profile(device, supernet, progress=progress, trust_command=trust_command)
     floor = table.min_latency()[0]  # the search refuses budgets below this: never retry under it
     t_profile = time.time() - t0
-    ex = Exporter(device, supernet_dir(supernet), data_dir)
+    ex = Exporter(prof, supernet_dir(supernet), data_dir)
     target, attempts = latency_ms, []
     for attempt in range(MAX_EXPORT_ATTEMPTS):
         ts = time.time()
-        result = search_devices([device], target, supernet, seed, progress=progress, warn=False)  # said above
+        result = search_devices([device], target, supernet, seed, progress=progress, warn=False,  # said above
+                                trust_command=trust_command)
         t_search = time.time() - ts
         entry = result["devices"][ex.profile.name]
         cand = ex.candidate(ArchSpec.from_dict(entry["arch"]), calibrate=False)  # BN calibration only if kept

@@ -1,7 +1,8 @@
 """The accuracy predictor's training set: random subnets of a supernet, each with BN
 recalibrated and its top-1 measured on the validation split (never the test split).
 
-Evaluation runs through ONNX Runtime (parity with PyTorch is what export checks), which is
+Evaluation runs the subnet exported the one way every stage exports (`profiler.to_onnx`) on the
+reference runtime export checks on (`profiler.reference`: ONNX Runtime, all cores), which is
 several times faster than eager PyTorch on a small CPU. The growing list is flushed
 atomically after every few subnets; a killed build resumes without re-measuring.
 """
@@ -14,12 +15,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
 from tqdm import tqdm
 
 from hwofa.common import UserError, atomic_write_json, read_json
-from supernet import ArchSpec, SearchSpace, calibrated_subnet, load_dataset, load_supernet, preprocess, train_val_split
+from profiler import to_onnx
+from profiler.reference import batched, predictions, reference_runner, top1
+from supernet import ArchSpec, SearchSpace, calibrated_subnet, load_dataset, load_supernet, train_val_split
 
 log = logging.getLogger(__name__)
 SAMPLES_FILE = "predictor_samples.json"
@@ -40,26 +41,10 @@ def sample_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
     return archs
 
 
-def _onnx_top1(model: Any, images: Any, labels: np.ndarray, resolution: int, mean: list[float],
-               std: list[float]) -> float:
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    c = images.shape[1]
-    torch.onnx.export(model.eval(), (torch.zeros(1, c, resolution, resolution),), buf, input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-                      dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-    correct = 0
-    for i in range(0, len(images), 1000):
-        x = preprocess(images[i:i + 1000], resolution, mean, std).numpy()
-        correct += int((sess.run(None, {"input": x})[0].argmax(1) == labels[i:i + 1000]).sum())
-    return correct / len(images)
+def _onnx_top1(model: Any, images: Any, labels: Any, resolution: int, mean: list[float], std: list[float]) -> float:
+    """Top-1 of the subnet's ONNX model on the reference runtime (what export checks its bundles on)."""
+    model_bytes = to_onnx(model, (1, images.shape[1], resolution, resolution), dynamic_batch=True)
+    return top1(predictions(batched(reference_runner(model_bytes), 1000), images, resolution, mean, std), labels)
 
 
 def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str | os.PathLike | None = None,

@@ -1,10 +1,12 @@
 """Subnet -> verified ONNX deployment bundle: model.onnx + model.json (+ pareto.png, search.json).
 
-Extract the subnet, recalibrate its BN, export ONNX (dynamic batch), then the checklist:
-onnx.checker, parity with PyTorch on real test images, top-1 on the whole test set for both
-(cached by content, export/_verify_cache.py), parity on the device's runtime, and latency
-re-measured on the device with the profiler's timing routine (never cached). The bundle is
-built in a side folder and swapped into --out only when every fatal check passed.
+Extract the subnet, recalibrate its BN, export ONNX (dynamic batch), bring it to the device
+profile's precision (int8: quantized with 512 seeded training images, `profiler.precision`), then
+the checklist: onnx.checker, parity of the fp32 model with PyTorch on real test images, top-1 on
+the whole test set for both and for the int8 model (cached by content, export/_verify_cache.py),
+the bundle's model on the device's runtime (export/device_checks.py), and its latency measured (or
+modelled) by the device's target (never cached). The bundle is built in a side folder and swapped
+into --out only when every fatal check passed. model.onnx is the model at the profile's precision.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import torch
 
 from export import _verify_cache as cache
 from export.bundle import StagedBundle, check_out_folder
-from export.checks import Check, CheckFailed, fatal_failures, latency_check, parity
+from export.checks import Check, CheckFailed, fatal_failures, latency_check
+from export.device_checks import device_checks
 from export.report import bundle_report
-from export.verify import Verification, verify
+from export.verify import Deployed, Verification, verify
 from hwofa.common import UserError, atomic_write_bytes, atomic_write_json, json_type, read_json, resolve_run
-from profiler import DeviceProfile, Timing, get_backend, load_profile, measure_stable, to_onnx
-from profiler.build import canary_for
-from profiler.interleave import Canary
-from supernet import ArchSpec, Dataset, calibrated_subnet, load_dataset, load_supernet, preprocess
+from profiler import DeviceProfile, Timing, device_target, load_profile, to_onnx
+from profiler.precision import settings_for, target_precision
+from supernet import ArchSpec, Dataset, calibrated_subnet, load_dataset, load_supernet, preprocess, train_val_split
 
 log = logging.getLogger(__name__)
+CALIBRATION_IMAGES = 512  # int8 scales: this many images of the training split (never validation or test)
+CALIBRATION_SEED = 0
 
 
 @dataclass
@@ -37,8 +41,8 @@ class Candidate:
     """One subnet exported to ONNX for a device; verified already when the cache held it."""
 
     arch: ArchSpec
-    model_bytes: bytes
-    sample: np.ndarray  # one preprocessed test image: the latency input
+    model_bytes: bytes  # the fp32 ONNX model
+    deployed: Deployed  # the model at the profile's precision: what is timed and written as model.onnx
     key: str
     key_inputs: dict[str, Any]
     verification: Verification | None = None
@@ -61,16 +65,15 @@ class ExportResult:
 
 
 class Exporter:
-    """Exports subnets of one supernet for one device; the supernet and dataset are loaded once."""
+    """Exports subnets of one supernet for one device; the supernet, dataset and target are made once."""
 
     def __init__(self, device: str | DeviceProfile, supernet_run: str | os.PathLike | None = None,
                  data_dir: str | os.PathLike | None = None) -> None:
         self.profile = device if isinstance(device, DeviceProfile) else load_profile(device)
-        self.backend = get_backend(self.profile.backend)
         self.net, self.meta = load_supernet(resolve_run(supernet_run))
+        self.target = device_target(self.profile, self.net.space)  # UserError when it cannot honour the precision
         self.data_dir = data_dir
         self._data: Dataset | None = None
-        self._canary: Canary | None = None
 
     @property
     def data(self) -> Dataset:
@@ -78,38 +81,58 @@ class Exporter:
             self._data = load_dataset(self.meta.dataset.name, self.data_dir)
         return self._data
 
+    def precision_key(self) -> dict[str, Any]:
+        """What the bundle's model depends on beyond the fp32 one (part of the verification cache key)."""
+        if self.profile.precision != "int8":
+            return {"precision": self.profile.precision}
+        return {"precision": "int8", "quantization": settings_for(self.target).to_dict(),
+                "calibration": {"images": CALIBRATION_IMAGES, "seed": CALIBRATION_SEED, "split": "train"}}
+
     def candidate(self, arch: ArchSpec, calibrate: bool = True) -> Candidate:
-        """The arch's ONNX model: from the verification cache, else exported now. With `calibrate=False`
+        """The arch's ONNX models: from the verification cache, else exported now. With `calibrate=False`
         a cache miss skips BN recalibration (seconds): the graph and shapes, and so the latency, are the
         same, but such a candidate is for timing only and cannot be verified."""
         self.net.space.validate(arch)
-        inputs = cache.key_inputs(self.meta, arch, self.meta.dataset.sha256 or self.data.fingerprint())
+        inputs = cache.key_inputs(self.meta, arch, self.meta.dataset.sha256 or self.data.fingerprint(),
+                                  self.precision_key())
         key = cache.key_of(inputs)
         hit = cache.load(key, inputs)
         if hit is not None:
             log.info("verification of %s cached under %s", arch.key(), key[:12])
-            return Candidate(arch, hit.model_bytes, hit.sample, key, inputs, verification=hit)
-        ds, r = self.meta.dataset, arch.resolution
+            return Candidate(arch, hit.model_bytes, hit.deployed, key, inputs, verification=hit)
+        r = arch.resolution
         model = calibrated_subnet(self.net, self.meta, self.data, arch) if calibrate else self.net.extract(arch)
         model_bytes = to_onnx(model, (1, self.net.space.in_channels, r, r), dynamic_batch=True)
-        sample = preprocess(self.data.test_x[:1], r, list(ds.mean), list(ds.std)).numpy()
-        return Candidate(arch, model_bytes, sample, key, inputs, model=model, calibrated=calibrate)
+        return Candidate(arch, model_bytes, self.deploy(model_bytes, r), key, inputs, model=model,
+                         calibrated=calibrate)
+
+    def deploy(self, model_bytes: bytes, resolution: int) -> Deployed:
+        """The fp32 model at the profile's precision (int8: calibrated on training images)."""
+        calib = self.calibration_inputs(resolution) if self.profile.precision == "int8" else None
+        deployed, info = target_precision(self.target, model_bytes, calib)
+        if calib is not None:
+            info = {**info, "calibration_split": "train", "calibration_seed": CALIBRATION_SEED}
+        return Deployed(self.profile.precision, deployed, info)
+
+    def calibration_inputs(self, resolution: int) -> np.ndarray:
+        """CALIBRATION_IMAGES seeded images of the training split, preprocessed at `resolution`."""
+        ds = self.meta.dataset
+        train_idx, _ = train_val_split(len(self.data.train_y), ds.val_size, ds.split_seed)
+        order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(CALIBRATION_SEED))
+        images = self.data.train_x[train_idx[order[:CALIBRATION_IMAGES]].sort().values]
+        return preprocess(images, resolution, list(ds.mean), list(ds.std)).numpy()
 
     def measure(self, cand: Candidate) -> Timing:
-        """Latency on the device's runtime, measured every time (never cached)."""
-        runner = self.backend.load(cand.model_bytes, self.profile)
-        x = np.ascontiguousarray(np.repeat(cand.sample, self.profile.batch_size, axis=0))
-        if self._canary is None:
-            self._canary = canary_for(self.profile, self.backend, self.net.space)
-        return measure_stable(lambda: runner(x), self.profile.timing, canary=self._canary)
+        """Latency of the bundle's model on the device (measured, or modelled by a cost model), every time."""
+        return self.target.cost(cand.deployed.model_bytes)
 
     def verify(self, cand: Candidate) -> Verification:
         if cand.verification is None:
             ds = self.meta.dataset
             if cand.model is None or not cand.calibrated:
                 raise ValueError("a timing-only candidate cannot be verified; use candidate(arch)")
-            v = verify(cand.model, cand.model_bytes, self.data, cand.arch.resolution, list(ds.mean), list(ds.std),
-                       cand.key)
+            v = verify(cand.model, cand.model_bytes, cand.deployed, self.data, cand.arch.resolution, list(ds.mean),
+                       list(ds.std), cand.key)
             if not fatal_failures(list(v.checks)):
                 cache.store(v, cand.key_inputs)
             cand.verification = v
@@ -119,23 +142,22 @@ class Exporter:
                predicted: dict[str, Any] | None = None) -> ExportResult:
         """The full checklist and model.json content; raises CheckFailed when a fatal check fails."""
         v = self.verify(cand)
-        checks = list(v.checks)
-        device_diff = None
-        if self.profile.backend != "onnxruntime":  # the device's own runtime, on the stored parity inputs
-            device_diff, check = parity(v.parity_ref[:64], v.model_bytes, self.profile, self.profile.batch_size,
-                                        v.parity_x[:64])
-            checks.append(check)
+        ds = self.meta.dataset
+        data = self.data if v.deployed.precision != "fp32" else None  # fp32 re-checks the stored parity images
+        more, facts = device_checks(self.target, v, data, cand.arch.resolution, list(ds.mean), list(ds.std))
+        checks = list(v.checks) + more
         if budget_ms is not None:
-            checks.append(latency_check(self.profile.name, timing, budget_ms))
+            checks.append(latency_check(self.profile.name, timing, budget_ms, self.target.source))
         failed = fatal_failures(checks)
         if failed:
             raise CheckFailed("export verification failed: " + "; ".join(ch.text for ch in failed)
                               + ". Nothing was written.")
-        report = bundle_report(self, cand.arch, v, timing, checks, budget_ms, predicted, device_diff)
+        facts["detail"] = self.target.detail(v.deployed.model_bytes)
+        report = bundle_report(self, cand.arch, v, timing, checks, budget_ms, predicted, facts)
         return ExportResult(report, checks, timing, v)
 
     def write(self, folder: Path, res: ExportResult, pareto: list[dict[str, Any]] | None = None) -> None:
-        atomic_write_bytes(folder / "model.onnx", res.verification.model_bytes)
+        atomic_write_bytes(folder / "model.onnx", res.verification.deployed.model_bytes)
         atomic_write_json(folder / "model.json", res.report)
         if pareto:
             from export.plot import pareto_png

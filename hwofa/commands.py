@@ -150,6 +150,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from export import latency_figure
+
     t0 = time.time()
     res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
                        supernet=args.supernet, trust_command=args.trust_device_command)
@@ -157,8 +159,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     lat, acc = rep["latency_ms"], rep["accuracy"]
     echo("\n".join(c.line() for c in checks))
     echo(verification_line(rep))
-    echo(f"device {rep['device']} · budget {lat['budget']} ms · measured p50 {lat['measured_p50']:.3f} ms "
-         f"(predicted {lat['predicted']:.3f} ms) · test top-1 {acc['top1_onnx']:.4f} "
+    how, ms = latency_figure(rep)  # "measured p50" or "modelled": a cost model's figure is never called measured
+    top1 = acc["top1_onnx"] if acc.get("top1") is None else acc["top1"]  # the bundle's model, at its precision
+    echo(f"device {rep['device']} · budget {lat['budget']} ms · {how} {ms:.3f} ms "
+         f"(predicted {lat['predicted']:.3f} ms) · test top-1 {top1:.4f} {rep.get('precision', 'fp32')} "
          f"(predicted val {acc['predicted_val_top1']:.4f})")
     note = unconstrained_note(args.latency_ms, res["search"]["devices"][rep["device"]])
     if note:
@@ -171,8 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         kept = (f"the bundle in {args.out} is the closest found (model.json 'passed': false)" if res["written"] else
                 f"{args.out} already held a bundle that passed its checks, so it was left as it was and nothing "
                 "was written")
-        raise UserError(f"no subnet measured within {lat['budget']} ms after {len(rep['attempts'])} attempts "
-                        f"(last measured p50 {lat['measured_p50']:.3f} ms); {kept}. Raise --latency-ms a little.")
+        raise UserError(f"no subnet within {lat['budget']} ms after {len(rep['attempts'])} attempts "
+                        f"(last {how} {ms:.3f} ms); {kept}. Raise --latency-ms a little.")
     return 0
 
 

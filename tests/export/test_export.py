@@ -35,7 +35,10 @@ def test_bundle_files_and_checklist(bundle):
     assert all(c.ok for c in checks) and any("parity" in c.text for c in checks)
     assert on_disk["passed"] is True
     assert {c["name"]: c["fatal"] for c in on_disk["checks"]}["latency_budget"] is False
-    assert all(set(c) == {"name", "ok", "fatal", "text"} for c in on_disk["checks"])
+    assert all(set(c) == {"name", "ok", "fatal", "text", "informational"} for c in on_disk["checks"])
+    assert on_disk["precision"] == "fp32" and on_disk["quantization"] is None
+    assert on_disk["accuracy"]["top1"] == on_disk["accuracy"]["top1_onnx"]
+    assert on_disk["latency_ms"]["source"].startswith("measured: onnxruntime ")
     assert set(on_disk["verification"]) == {"cached", "key"}
 
 

@@ -122,3 +122,18 @@ def test_int8_on_openvino_checks_the_device_runtime(tiny_run, arch, tmp_path):
     names = {c["name"] for c in report["checks"]}
     assert {"top1_drop_int8_openvino", "agreement_int8_openvino"} <= names and res.passed
     assert np.isfinite(device["top1"])
+
+
+@pytest.mark.openvino
+@pytest.mark.skipif(not openvino_ok, reason=f"OpenVINO absent: {openvino_why}")
+def test_bf16_on_openvino_is_measured_on_the_device(tiny_run, arch, tmp_path):
+    import openvino as ov
+
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 in OpenVINO")
+    profile = replace(load_profile("cpu-openvino"), precision="bf16")
+    res = export_subnet(arch, profile, tmp_path / "out", supernet_run=tiny_run)
+    quant = res.report["quantization"]
+    assert res.report["precision"] == "bf16" and QUANT_KEYS <= set(quant) and quant["calibration_images"] == 0
+    assert quant["runtime"].startswith("openvino ") and quant["top1"] == res.report["accuracy"]["top1"]
+    assert {"top1_drop_bf16_openvino", "agreement_bf16_openvino"} <= {c.name for c in res.checks}

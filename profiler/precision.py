@@ -130,15 +130,7 @@ def quantize_int8(model: bytes, calibration: np.ndarray, settings: QuantSettings
                         extra_options={"ActivationSymmetric": settings.symmetric_activations,
                                        "WeightSymmetric": True})
         quantized = onnx.load(str(out))
-    _strip_volatile(quantized)
     return quantized.SerializeToString(deterministic=True)
-
-
-def _strip_volatile(model: onnx.ModelProto) -> None:
-    """Drop what varies between identical runs (temp paths in metadata), so same inputs give same bytes."""
-    keep = [p for p in model.metadata_props if tempfile.gettempdir() not in p.value]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
 
 
 class _Reader:

@@ -24,7 +24,7 @@ def latency_section(target: Target, timing: Timing, budget_ms: float | None, pre
     """model.json's `latency_ms`: measured p50/p90 from a runtime or command, `modelled` from a cost model."""
     out = {"budget": budget_ms, "predicted": predicted.get("latency_ms"),
            "predicted_error": predicted.get("latency_error"),
-           "source": f"{target.source}: {target.name} {target.version()}"}
+           "source": target.label()}
     if target.source == "modelled":
         out["modelled"] = timing.p50_ms
     else:

@@ -208,4 +208,5 @@ def unconstrained_note(budget_ms: float, entry: dict[str, Any]) -> str:
 def verification_line(report: dict[str, Any]) -> str:
     v = report["verification"]
     how = "reused from the cache" if v["cached"] else "computed and cached"
-    return f"  verification {how} (key {v['key'][:12]}…); latency measured now"
+    what = "modelled" if report["latency_ms"].get("modelled") is not None else "measured"
+    return f"  verification {how} (key {v['key'][:12]}…); latency {what} now"

@@ -232,12 +232,12 @@ def run(device: str, latency_ms: float, out: str | os.PathLike, seed: int = 0, p
         cand = ex.candidate(ArchSpec.from_dict(entry["arch"]), calibrate=False)  # BN calibration only if kept
         timing = ex.measure(cand)
         attempts.append({"search_budget_ms": target, "predicted_ms": entry["predicted_latency_ms"],
-                         "measured_p50_ms": timing.p50_ms})
+                         f"{ex.target.source}_p50_ms": timing.p50_ms})
         if timing.p50_ms <= latency_ms or target <= floor or attempt == MAX_EXPORT_ATTEMPTS - 1:
             break
         target = retry_budget(target, latency_ms, timing.p50_ms, floor)
-        log.warning("measured %.3f ms > budget %.3f ms; searching again under %.3f ms", timing.p50_ms, latency_ms,
-                    target)
+        log.warning("%s %.3f ms > budget %.3f ms; searching again under %.3f ms", ex.target.source, timing.p50_ms,
+                    latency_ms, target)
     result["budget_ms"] = latency_ms
     if not cand.calibrated:  # the bundle's latency is measured on the bundle's own model
         cand = ex.candidate(cand.arch)

@@ -33,6 +33,7 @@ from profiler.backends.base import ModelSource
 from profiler.calibration import calibrate, outliers, worst_points
 from profiler.lut import LatencyTable, all_entries, arch_keys, overhead_key
 from profiler.onnx_io import to_onnx
+from profiler.precision import target_precision
 from profiler.profiles import DeviceProfile
 from profiler.provenance import host_info, make_header, stale_reason
 from profiler.timing import Round, Timing
@@ -69,25 +70,20 @@ def subnet_for(space: SearchSpace, arch: ArchSpec) -> SubNet:
 CALIBRATION_INPUTS = 8  # random inputs that set an entry's int8 scales: latency does not depend on them
 
 
-def model_source(module: torch.nn.Module, shape: tuple[int, ...], profile: DeviceProfile) -> ModelSource:
+def model_source(module: torch.nn.Module, shape: tuple[int, ...], target: Target) -> ModelSource:
     """A function that exports `module` at the profile's batch size and precision (int8 entries are
-    quantized with scales from a few random inputs) and returns the ONNX bytes."""
+    quantized with the target's settings and scales from a few random inputs) and returns the ONNX bytes."""
     def make() -> bytes:
-        full = (profile.batch_size, *shape[1:])
-        model = to_onnx(module, full)
-        if profile.precision == "fp32":
-            return model
-        from profiler.precision import to_precision
-
+        full = (target.profile.batch_size, *shape[1:])
         calib = np.random.default_rng(0).standard_normal((CALIBRATION_INPUTS, *shape[1:])).astype(np.float32)
-        return to_precision(model, profile.precision, calib)[0]
+        return target_precision(target, to_onnx(module, full), calib)[0]
     return make
 
 
-def subnet_source(space: SearchSpace, arch: ArchSpec, profile: DeviceProfile) -> ModelSource:
+def subnet_source(space: SearchSpace, arch: ArchSpec, target: Target) -> ModelSource:
     """`model_source` of a whole (randomly initialised) subnet at its input resolution."""
     shape = (1, space.in_channels, arch.resolution, arch.resolution)
-    return model_source(subnet_for(space, arch), shape, profile)
+    return model_source(subnet_for(space, arch), shape, target)
 
 
 def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
@@ -137,7 +133,7 @@ class _Build:
                                        "rounds": [r.to_list() for r in rounds]}
             self.save()
 
-        sources = {k: model_source(*modules[k], self.profile) for k in keys}
+        sources = {k: model_source(*modules[k], self.target) for k in keys}
         self.target.cost_many(sources, self.rng, on_done=done, progress=self.progress, desc=desc, deadline=deadline)
 
     def measure_subnets(self, archs: list[ArchSpec], desc: str, deadline: float | None = None) -> None:
@@ -152,7 +148,7 @@ class _Build:
             self.table.header["calibration_partial"] = list(points.values())
             self.save()
 
-        sources = {a.key(): subnet_source(self.table.space, a, self.profile) for a in archs}
+        sources = {a.key(): subnet_source(self.table.space, a, self.target) for a in archs}
         self.target.cost_many(sources, self.rng, on_done=done, progress=self.progress, desc=desc, deadline=deadline)
 
     def points(self, archs: list[ArchSpec]) -> list[dict[str, Any]]:
@@ -262,7 +258,7 @@ def _repeatability(b: _Build, archs: list[ArchSpec], tol: float) -> dict[str, An
     if not b.repeatable:
         return None
     pick = archs[:: max(1, len(archs) // REPEAT_SUBNETS)][:REPEAT_SUBNETS]
-    sources = {a.key(): subnet_source(b.table.space, a, b.profile) for a in pick}
+    sources = {a.key(): subnet_source(b.table.space, a, b.target) for a in pick}
     again = b.target.cost_many(sources, b.rng, progress=False)
     before = {p["arch_key"]: p["measured_p50_ms"] for p in b.points(pick)}
     rel = [abs(again[k].p50_ms / before[k] - 1) for k in before]

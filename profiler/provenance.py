@@ -29,10 +29,20 @@ def host_info() -> dict[str, Any]:
             "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
 
 
+def depends_on(target: Any) -> dict[str, Any]:
+    """The target's own provenance, plus the int8 settings when its profile runs int8."""
+    facts = dict(target.depends_on())
+    if target.profile.precision == "int8":
+        from profiler.precision import settings_for
+
+        facts["int8"] = settings_for(target).to_dict()
+    return facts
+
+
 def make_header(profile: DeviceProfile, space: SearchSpace, target: Any) -> dict[str, Any]:
     """A LUT header: the device, its profile, what the target's figures depend on, the space."""
     return {"device": profile.name, "profile": profile.to_dict(), "profile_digest": profile.digest(),
-            "target": target.depends_on(), "kind": target.kind, "source": target.source,
+            "target": depends_on(target), "kind": target.kind, "source": target.source,
             "runtime": {"name": profile.backend, "version": target.version()}, "host": host_info(),
             "protocol": asdict(profile.timing), "space_hash": space.space_hash(), "space": space.to_dict(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": 0.0}
@@ -45,7 +55,7 @@ def stale_reason(table: Any, profile: DeviceProfile, target: Any) -> str | None:
     h = table.header
     if h.get("profile_digest") != profile.digest():
         return "the device profile changed"
-    was, now = h.get("target") or {}, target.depends_on()
+    was, now = h.get("target") or {}, depends_on(target)
     changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
     if changed:
         k = changed[0]

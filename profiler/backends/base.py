@@ -37,6 +37,7 @@ class Target(ABC):
     kind: ClassVar[str]
     source: ClassVar[str] = "measured"  # "measured" or "modelled": how every figure is labelled
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)  # what it can honour (the profile's is checked against it)
+    int8_settings: ClassVar[Any] = None  # profiler.precision.QuantSettings the target needs (None: the CPU default)
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
@@ -54,6 +55,10 @@ class Target(ABC):
         """What the figures depend on beyond the profile and the space (CPU model, accelerator
         description hash, command and the device it reports...). Compared to a LUT header's."""
         return {"target": self.name, "version": self.version()}
+
+    def label(self) -> str:
+        """How its figures are labelled: 'measured: onnxruntime 1.32.0', 'modelled: zigzag-dse 3.9.1'."""
+        return f"{self.source}: {self.name} {self.version()}"
 
     def precision_problem(self) -> str | None:
         """Why this target cannot honour the profile's precision here (None: it can)."""

@@ -141,7 +141,7 @@ def test_stale_table_is_kept_beside_the_new_one(tmp_path, tiny_run, device, buil
     lut = tmp_path / "lut.json"
     cmd, env = _cmd(device, tiny_run, lut), _env(tmp_path)
     data = json.loads(built.read_text())
-    data["header"]["host"]["cpu"] = "Some Board CPU @ 1.2GHz"
+    data["header"]["host"]["cpu"] = data["header"]["target"]["cpu"] = "Some Board CPU @ 1.2GHz"
     data["header"]["host"]["hostname"] = "board7"
     lut.write_text(json.dumps(data))
     foreign = _sha(lut)

@@ -126,6 +126,7 @@ class LayerCost:
 def cost_layer(layer: Layer, accelerator: Any, mapping: Path, lpf_limit: int) -> LayerCost:
     """One layer through ZigZag's stages (minimal latency over the generated spatial and temporal mappings)."""
     from zigzag.mapping.temporal_mapping import TemporalMappingType
+    from zigzag.opt.loma.engine import NoValidLoopOrderingFoundException
     from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
     from zigzag.stages.main import MainStage
     from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
@@ -137,11 +138,19 @@ def cost_layer(layer: Layer, accelerator: Any, mapping: Path, lpf_limit: int) ->
     stages = [WorkloadParserStage, WorkloadStage, MinimalLatencyStage, SpatialMappingGeneratorStage,
               MinimalLatencyStage, TemporalMappingGeneratorStage, CostModelStage]
     with quiet_zigzag():
-        results = MainStage(stages, accelerator=accelerator, workload=[layer.workload()], mapping=str(mapping),
-                            loma_lpf_limit=lpf_limit, loma_show_progress_bar=False, nb_mappings_generated=3,
-                            enable_mix_spatial_mapping_generation=False,
-                            access_same_data_considered_as_no_access=True,
-                            temporal_mapping_type=TemporalMappingType.UNEVEN).run()
+        try:
+            results = MainStage(stages, accelerator=accelerator, workload=[layer.workload()], mapping=str(mapping),
+                                loma_lpf_limit=lpf_limit, loma_show_progress_bar=False, nb_mappings_generated=3,
+                                enable_mix_spatial_mapping_generation=False,
+                                access_same_data_considered_as_no_access=True,
+                                temporal_mapping_type=TemporalMappingType.UNEVEN).run()
+        except NoValidLoopOrderingFoundException as exc:
+            sizes = dict(zip(layer.spec["loop_dims"], layer.spec["loop_sizes"], strict=True))
+            raise UserError(f"ZigZag finds no way to run layer '{layer.node}' ({layer.kind}, loops {sizes}) on "
+                            f"accelerator '{accelerator.name}' with the mapping entry '{layer.mapping}': most often "
+                            "the layer does not fit the accelerator's memories (e.g. a feature map larger than an "
+                            "on-chip buffer with no DRAM above it); give the accelerator larger memories or the "
+                            f"model a smaller input (ZigZag: {str(exc).split('. ')[0]}).") from exc
     cme = results[0][0]
     return LayerCost(cycles=float(cme.latency_total2), ideal_cycles=float(cme.ideal_cycle),
                      energy_pj=float(cme.energy_total), macs=int(cme.layer.total_mac_count),

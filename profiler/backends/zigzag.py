@@ -45,6 +45,7 @@ from profiler.backends._zigzag_engine import (
 from profiler.backends._zigzag_layers import Layer, onnx_layers
 from profiler.backends.base import ModelSource, OnDone, Target
 from profiler.precision import QuantSettings
+from profiler.profiles import DeviceProfile
 from profiler.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class ZigZagTarget(Target):
     # itself looks through Q/DQ, so the settings only shape the exported model
     int8_settings = QuantSettings(activations="int8", symmetric_activations=True)
 
-    def __init__(self, profile) -> None:
+    def __init__(self, profile: DeviceProfile) -> None:
         super().__init__(profile)
         self._config: ZigZagConfig | None = None
         self._accelerator: Any = None

@@ -127,6 +127,12 @@ def test_mapping_without_depthwise_entry_is_refused(tmp_path: Path) -> None:
         target(str(profile_with(tmp_path, mapping=str(path))))
 
 
+def test_layer_too_big_for_the_accelerator_is_user_error() -> None:
+    """The Eyeriss-like array keeps feature maps in its 108 KB buffer: a 64x112x112 input cannot fit."""
+    with pytest.raises(UserError, match="does not fit the accelerator's memories"):
+        target("fpga-eyeriss-like").cost(to_onnx(nn.Conv2d(64, 64, 1), (1, 64, 112, 112)))
+
+
 def test_unknown_op_is_named() -> None:
     with pytest.raises(UserError, match="Softmax"):
         target().cost(to_onnx(nn.Sequential(nn.Flatten(), nn.Softmax(dim=1)), (1, 4, 2, 2)))
@@ -189,6 +195,23 @@ def test_decomposed_hardswish_costs_what_hardswish_costs() -> None:
     split = t.detail(qdq(nn.Sequential(conv, _DecomposedHardswish()), (1, 8, 8, 8)))
     assert split["layers_by_type"] == plain["layers_by_type"] == {"activation": 1, "conv": 1}
     assert split["cycles"] == plain["cycles"]
+
+
+def test_subnet_costs_the_sum_of_its_lut_entries() -> None:
+    """The LUT sums stem, block and head entries: on a cost model that sum is the whole subnet's figure."""
+    from profiler.build import module_for, subnet_for
+    from profiler.lut import all_entries, arch_keys
+    from supernet import SearchSpace
+    from tests.conftest import TINY_SPACE
+
+    space = SearchSpace.from_dict(TINY_SPACE)
+    entries, t = all_entries(space), target()
+    small, large = space.smallest(), space.largest()
+    whole = {a: t.cost(to_onnx(subnet_for(space, a), (1, 1, a.resolution, a.resolution))).p50_ms
+             for a in (small, large)}
+    summed = sum(t.cost(to_onnx(*module_for(space, entries[k]))).p50_ms for k in arch_keys(space, large))
+    assert summed == pytest.approx(whole[large], rel=1e-9)
+    assert whole[large] > whole[small] > 0
 
 
 def test_cache_hit_is_identical_and_skips_zigzag(fresh_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -92,10 +92,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                           trust_command=args.trust_device_command)
     fid, build_s = table.calibration["fidelity"], table.header.get("build_seconds", float("nan"))
     q = table.header.get("quality", {})
-    echo(f"{'measured' if built else 'cached'} LUT for {args.device}: {path}\n"
-         f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now); "
-         f"{q.get('entry_rounds_replaced', 0)} of {q.get('entry_rounds', 0)} entry rounds set aside (disturbed by "
-         "outside load or out of agreement)\n"
+    modelled = table.header.get("source") == "modelled"
+    how = ("modelled by a cost model (no timing rounds)" if modelled else
+           f"{q.get('entry_rounds_replaced', 0)} of {q.get('entry_rounds', 0)} entry rounds set aside (disturbed by "
+           "outside load or out of agreement)")
+    echo(f"{('modelled' if modelled else 'measured') if built else 'cached'} LUT for {args.device}: {path}\n"
+         f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now); {how}\n"
          f"  fidelity on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "
          f"±10 %, {100 * fid.get('within_5pct', float('nan')):.0f} % within ±5 %, mean abs error "
          f"{fid['mean_abs_pct_error']:.1f} %, rank correlation {fid['spearman']:.3f}")

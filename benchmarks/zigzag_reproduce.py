@@ -100,9 +100,19 @@ def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
 
 
-def for_zigzag(path: Path) -> Path:
+def fix_batch(model: onnx.ModelProto, batch: int) -> None:
+    """A bundle's model has a dynamic batch axis; ZigZag's parser needs every dimension known."""
+    for value in [*model.graph.input, *model.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param or dim.dim_value <= 0:
+                dim.ClearField("dim_param")
+                dim.dim_value = batch
+
+
+def for_zigzag(path: Path, batch: int = 1) -> Path:
     """The model as ZigZag's parser takes it (see the module docstring), written beside the input."""
     model = strip_qdq(onnx.load(str(path)))
+    fix_batch(model, batch)
     for i, node in enumerate(model.graph.node):
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         if node.op_type == "Conv" and group > 1:
@@ -163,7 +173,7 @@ def main() -> int:
         logging.error("device '%s' cannot be costed here: %s", profile.name, why)
         return 2
     mine = ours(args.onnx, target)
-    zz_model = for_zigzag(args.onnx)
+    zz_model = for_zigzag(args.onnx, profile.batch_size)
     theirs = zigzag_own(zz_model, target)
     logging.info("ours: %.0f cycles = %.5f ms at %g MHz (MAC layers %.0f cycles; non-MAC ops %.1f %% of ours)",
                  mine["cycles"], mine["ms"], target.config.clock_mhz, mine["mac_layer_cycles"],

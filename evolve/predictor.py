@@ -37,11 +37,21 @@ class AccuracyPredictor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x).squeeze(-1) * self.y_std + self.y_mean
 
-    @torch.no_grad()
     def predict(self, archs: list[ArchSpec]) -> np.ndarray:
         """Predicted validation top-1 (0..1) of each arch."""
+        return self.predict_features(features(self.space, archs))
+
+    @torch.no_grad()
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """`predict` on rows of `features` (the search builds them straight from genomes). On one thread:
+        waking torch's pool for an MLP this small costs milliseconds per call on a busy machine."""
         self.eval()
-        return self(torch.from_numpy(features(self.space, archs))).numpy().astype(np.float64)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self(torch.from_numpy(x)).numpy().astype(np.float64)
+        finally:
+            torch.set_num_threads(threads)
 
     def report_summary(self) -> dict[str, Any]:
         keys = ("rmse", "kendall_tau", "mae", "n_train", "n_heldout", "split")

@@ -7,6 +7,8 @@ Keys name what a module computes, so identical shapes share an entry:
   overhead:r28                    one trivial op: the runtime's fixed cost per inference
 Prediction: raw = sum(entry - overhead) + overhead, then the calibration `a * raw + b`
 fitted on whole subnets measured end to end.
+`LatencyTable.gene_costs()` compiles the same prediction into per-choice costs, so a search can
+sum array lookups (and update a latency per changed choice) instead of building keys.
 """
 
 from __future__ import annotations
@@ -67,6 +69,32 @@ def all_entries(space: SearchSpace) -> dict[str, dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class GeneCosts:
+    """`LatencyTable.predict` as a sum of per-choice costs, indexed by choice indices into the space's
+    sorted lists (resolutions, kernel_sizes, expand_ratios):
+
+        predict(arch) = base[r] + sum over stages s, blocks b < depth: block[r][s][min(b, 1)][k * ne + e]
+
+    with ne = len(expand_ratios).
+    `base[r]` holds the calibrated overhead, stem, head and intercept at resolution index r; position 0 is a
+    stage's first block (stride, width change), position 1 any other."""
+
+    space: SearchSpace
+    base: tuple[float, ...]
+    block: tuple[tuple[tuple[tuple[float, ...], ...], ...], ...]
+
+    def predict(self, arch: ArchSpec) -> float:
+        sp, ne = self.space, len(self.space.expand_ratios)
+        r = sp.resolutions.index(arch.resolution)
+        lat = self.base[r]
+        for s, stage in enumerate(arch.stages):
+            for b, spec in enumerate(stage):
+                ce = sp.kernel_sizes.index(spec.kernel_size) * ne + sp.expand_ratios.index(spec.expand_ratio)
+                lat += self.block[r][s][min(b, 1)][ce]
+        return lat
+
+
 @dataclass
 class LatencyTable:
     space: SearchSpace
@@ -96,6 +124,25 @@ class LatencyTable:
             return raw
         cal = self.calibration
         return cal["a"] * raw + cal.get("c", 0.0) * self.weight_mb(arch) + cal["b"]
+
+    def gene_costs(self) -> GeneCosts:
+        """The prediction compiled into per-choice costs (equal to `predict` up to float rounding):
+        a * (sum(entry - o) + o) + c * sum(weight) + b  =  (a * o + b) + sum(a * (entry - o) + c * weight)."""
+        cal = self.calibration or {"a": 1.0, "b": 0.0}
+        a, c, b = cal["a"], cal.get("c", 0.0), cal["b"]
+        sp = self.space
+        base, block = [], []
+        for r in sp.resolutions:
+            o = self.entries[overhead_key(r)]["p50_ms"]
+            def cost(key: str, o: float = o) -> float:
+                e = self.entries[key]
+                return a * (e["p50_ms"] - o) + c * e.get("weight_mb", 0.0)
+            base.append(a * o + b + cost(stem_key(r)) + cost(head_key(sp, r)))
+            block.append(tuple(tuple(tuple(cost(block_key(sp, s, first, k, e, r))
+                                           for k in sp.kernel_sizes for e in sp.expand_ratios)
+                                     for first in (True, False))
+                               for s in range(sp.num_stages)))
+        return GeneCosts(sp, tuple(base), tuple(block))
 
     def min_latency(self) -> tuple[float, ArchSpec]:
         """Exact minimum of `predict` over the space: the prediction is a sum of per-entry costs,

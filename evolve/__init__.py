@@ -4,11 +4,12 @@ baselines (random search, aging evolution)."""
 from evolve._fast import AccuracyCache, LatencyModel
 from evolve.baselines import aging_evolution, random_search
 from evolve.ea import SearchResult, search
-from evolve.front import Front, FrontPoint, search_front
+from evolve.front import Front, FrontPoint, search_front, search_fronts
 from evolve.genome import decode, encode, features, gene_ranges
 from evolve.measure import measure_subnets, sample_archs
 from evolve.predictor import AccuracyPredictor, build_predictor, fit, load_predictor
 
 __all__ = ["AccuracyCache", "AccuracyPredictor", "Front", "FrontPoint", "LatencyModel", "SearchResult",
            "aging_evolution", "build_predictor", "decode", "encode", "features", "fit", "gene_ranges",
-           "load_predictor", "measure_subnets", "random_search", "sample_archs", "search", "search_front"]
+           "load_predictor", "measure_subnets", "random_search", "sample_archs", "search", "search_front",
+           "search_fronts"]

@@ -91,6 +91,9 @@ class GenomeLatency:
     def of(self, g: list[int]) -> float:
         return float(self.model.predict(decode(self.layout.space, g)))
 
+    def of_many(self, genomes: list[list[int]]) -> list[float]:
+        return [self.of(g) for g in genomes]
+
     def lowered(self, g: list[int], i: int, lat: float) -> float:
         """The latency once gene `i` is one step lower (`g` is left as it was; `lat` is its latency)."""
         g[i] -= 1
@@ -109,6 +112,12 @@ class TableLatency(GenomeLatency):
         self.base = list(costs.base)
         self.block = [[[list(pos) for pos in stage] for stage in res] for res in costs.block]
         self.ne = len(layout.space.expand_ratios)
+        md = layout.space.max_depth  # for of_many: one column per block slot, in `of`'s order
+        self.costs, self.bases = np.asarray(costs.block), np.asarray(costs.base)
+        self.slot_stage = np.repeat(np.arange(len(layout.offsets)), md)
+        self.slot_pos = np.tile(np.minimum(np.arange(md), 1), len(layout.offsets))
+        self.slot_k = np.asarray([o + 1 + 2 * b for o in layout.offsets for b in range(md)])
+        self.slot_b = np.tile(np.arange(md), len(layout.offsets))
 
     def of(self, g: list[int]) -> float:
         r, ne, depths = g[0], self.ne, self.layout.depths
@@ -118,6 +127,20 @@ class TableLatency(GenomeLatency):
             for j in range(o + 3, o + 1 + 2 * depths[g[o]], 2):
                 lat += rest[g[j] * ne + g[j + 1]]
         return lat
+
+    def of_many(self, genomes: list[list[int]]) -> list[float]:
+        """`of` of each genome, vectorised over genomes; the same sums in the same order, so equal to `of`."""
+        if not genomes:
+            return []
+        g = np.asarray(genomes, dtype=np.int64)
+        r = g[:, 0]
+        choice = g[:, self.slot_k] * self.ne + g[:, self.slot_k + 1]
+        cost = self.costs[r[:, None], self.slot_stage, self.slot_pos, choice]
+        depth = np.asarray(self.layout.depths)[g[:, np.asarray(self.layout.offsets)]][:, self.slot_stage]
+        lat = self.bases[r]
+        for col in range(cost.shape[1]):
+            lat = lat + np.where(self.slot_b[col] < depth[:, col], cost[:, col], 0.0)
+        return lat.tolist()
 
     def lowered(self, g: list[int], i: int, lat: float) -> float:
         if i == 0:

@@ -13,17 +13,19 @@ import itertools
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deap import creator, tools
+from deap import base, creator, tools
 
-from evolve._fast import AccuracyCache, AccuracyModel, LatencyModel
+from evolve._fast import AccuracyCache, AccuracyModel, GenomeLatency, GenomeLayout, LatencyModel
 from evolve.ea import sweep
 from evolve.operators import (
     breed,
     check_budget,
     check_feasible,
+    clone,
     crowded_tournament,
     infeasible,
     initial,
@@ -96,27 +98,67 @@ def select_front(pop: list[Any], k: int) -> list[Any]:
     return tools.selNSGA2(unique(pop), k, nd="log")
 
 
-def search_front(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache, latency: LatencyModel,
-                 rng: random.Random, population: int = 100, generations: int = 500,
-                 max_latency_ms: float | None = None, cx_prob: float = 0.9, mutation_prob: float = 0.1) -> Front:
-    """The front of predicted top-1 against predicted latency up to `max_latency_ms` (default: no limit).
-    `accuracy` may be an `AccuracyCache` shared between devices, so each arch is predicted once."""
-    t0 = time.perf_counter()
+def adopt(kids: list[Any], latency: GenomeLatency, budget: float) -> list[Any]:
+    """Children bred for another device as candidates here: their latency on this device; those that fit."""
+    out = []
+    for kid, lat in zip(kids, latency.of_many(kids), strict=True):
+        if lat <= budget:
+            ind = clone(kid)
+            ind.latency_ms, ind.key = lat, kid.key
+            out.append(ind)
+    return out
+
+
+def _device_toolbox(space: SearchSpace, cache: AccuracyCache, latency: LatencyModel, rng: random.Random,
+                    max_latency_ms: float | None, mutation_prob: float) -> base.Toolbox:
     if max_latency_ms is None:
         budget, fallback = math.inf, latency.min_latency()[1]
     else:
         budget, (_, fallback) = max_latency_ms, check_feasible(latency, max_latency_ms)
-    tb = make_toolbox(space, accuracy, latency, budget, rng, fallback, mutation_prob,
+    tb = make_toolbox(space, cache, latency, budget, rng, fallback, mutation_prob,
                       individual=creator.FrontIndividual, objectives=2)
     tb.register("select_parent", crowded_tournament, rng=rng)
     tb.register("select", select_front)
-    pop = tb.select(initial(tb, population, (fallback, space.largest())), population)
+    tb.register("adopt", adopt, latency=tb.latency, budget=budget)
+    tb.seeds = (fallback, space.largest())
+    return tb
+
+
+def search_fronts(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache,
+                  latencies: Mapping[str, LatencyModel], rng: random.Random, population: int = 100,
+                  generations: int = 500, max_latency_ms: Mapping[str, float | None] | None = None,
+                  cx_prob: float = 0.9, mutation_prob: float = 0.1) -> dict[str, Front]:
+    """One front per device (`latencies`: device -> LUT), each up to its `max_latency_ms` (default: no limit).
+
+    Devices are searched together: each generation every device breeds its share of `population`
+    children, and every device selects from all of them (those within its limit), so each still sees
+    `population` candidates per generation while breeding, the predictor and the arch cache are shared.
+    A device's front therefore depends on which devices it was searched with (and on the seed)."""
+    t0 = time.perf_counter()
+    cache = accuracy if isinstance(accuracy, AccuracyCache) else AccuracyCache(GenomeLayout(space), accuracy)
+    limits = dict(max_latency_ms or {})
+    tbs = {d: _device_toolbox(space, cache, lat, rng, limits.get(d), mutation_prob) for d, lat in latencies.items()}
+    pops = {d: tb.select(initial(tb, population, tb.seeds), population) for d, tb in tbs.items()}
+    shares = [population // len(tbs) + (i < population % len(tbs)) for i in range(len(tbs))]
     for _ in range(generations):
-        children = breed(tb, pop, population, cx_prob, rng)
-        tb.evaluate(children)
-        pop = tb.select(pop + children, population)
-    points = [FrontPoint(tb.layout.arch(key), lat, top1) for key, lat, top1 in sweep(tb.archive)]
-    return Front(points, len(tb.archive), time.perf_counter() - t0,
-                 {"population": population, "generations": generations, "cx_prob": cx_prob,
-                  "mutation_prob": mutation_prob, "max_latency_ms": max_latency_ms,
-                  "algorithm": "NSGA-II (selNSGA2), repair"})
+        bred = {d: breed(tb, pops[d], n, cx_prob, rng) for (d, tb), n in zip(tbs.items(), shares, strict=True)}
+        for d, tb in tbs.items():
+            children = [kid for o, kids in bred.items() for kid in (kids if o == d else tb.adopt(kids))]
+            tb.evaluate(children)
+            pops[d] = tb.select(pops[d] + children, population)
+    seconds = time.perf_counter() - t0
+    settings = {"population": population, "generations": generations, "cx_prob": cx_prob,
+                "mutation_prob": mutation_prob, "searched_with": sorted(tbs), "predictor_calls": cache.calls,
+                "algorithm": "NSGA-II (selNSGA2), repair"}
+    return {d: Front([FrontPoint(tb.layout.arch(k), lat, top1) for k, lat, top1 in sweep(tb.archive)],
+                     len(tb.archive), seconds, {**settings, "max_latency_ms": limits.get(d)})
+            for d, tb in tbs.items()}
+
+
+def search_front(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache, latency: LatencyModel,
+                 rng: random.Random, population: int = 100, generations: int = 500,
+                 max_latency_ms: float | None = None, cx_prob: float = 0.9, mutation_prob: float = 0.1) -> Front:
+    """The device's front of predicted top-1 against predicted latency up to `max_latency_ms` (default: no
+    limit). Several devices: `search_fronts` (faster than one search each)."""
+    return search_fronts(space, accuracy, {"device": latency}, rng, population, generations,
+                         {"device": max_latency_ms}, cx_prob, mutation_prob)["device"]

@@ -3,7 +3,7 @@
 Every child is repaired into the latency budget before it is evaluated: `repair` lowers one
 random active gene at a time (each step strictly lowers the predicted latency, so it ends),
 falling back to the exact minimum-latency arch. All randomness comes from a passed-in
-`random.Random`.
+`random.Random`; the hot operators draw an index as `int(rng.random() * n)` (a third of `randrange`'s cost).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def mutate(ind: list[int], ranges: list[int], rng: random.Random, prob: float) -
         i += 1 + (0 if prob >= 1 else int(math.log(1.0 - rng.random()) / log_keep))
         if i >= len(ind):
             return (ind,)
-        ind[i] = rng.randrange(ranges[i])
+        ind[i] = int(rng.random() * ranges[i])
 
 
 def mate(a: list[int], b: list[int], rng: random.Random) -> tuple[list[int], list[int]]:
@@ -67,12 +67,14 @@ def mate(a: list[int], b: list[int], rng: random.Random) -> tuple[list[int], lis
 
 
 def tournament(pop: list[Any], rng: random.Random, size: int = 3) -> Any:
-    return max((pop[rng.randrange(len(pop))] for _ in range(size)), key=lambda ind: ind.fitness.values[0])
+    n = len(pop)
+    return max((pop[int(rng.random() * n)] for _ in range(size)), key=lambda ind: ind.fitness.values[0])
 
 
 def crowded_tournament(pop: list[Any], rng: random.Random) -> Any:
     """NSGA-II's binary tournament: the dominating one, else the less crowded (needs `selNSGA2` first)."""
-    a, b = pop[rng.randrange(len(pop))], pop[rng.randrange(len(pop))]
+    n = len(pop)
+    a, b = pop[int(rng.random() * n)], pop[int(rng.random() * n)]
     if a.fitness.dominates(b.fitness):
         return a
     if b.fitness.dominates(a.fitness):
@@ -98,7 +100,7 @@ def repair(ind: list[int], latency: GenomeLatency, budget: float, rng: random.Ra
                 return lat
         genes = [i for i in layout.active(ind) if ind[i] > 0]
         while genes:  # the first random active gene whose step down lowers the latency
-            i = genes.pop(rng.randrange(len(genes)))
+            i = genes.pop(int(rng.random() * len(genes)))
             trial = latency.lowered(ind, i, lat)
             if trial < lat:
                 ind[i] -= 1
@@ -139,6 +141,7 @@ def breed(tb: base.Toolbox, pop: list[Any], n: int, cx_prob: float, rng: random.
             tb.mutate(child)
             del child.fitness.values
             child.latency_ms = tb.repair(child)
+            child.key = tb.layout.key(child)
             children.append(child)
     return children
 
@@ -150,9 +153,11 @@ def evaluate(pop: list[Any], layout: GenomeLayout, accuracy: AccuracyCache,
     todo = [ind for ind in pop if not ind.fitness.valid]
     if not todo:
         return
-    keys = [layout.key(ind) for ind in todo]
+    for ind in todo:
+        if not hasattr(ind, "key"):  # breed and adopt set it; keys are never stale (children are fresh clones)
+            ind.key = layout.key(ind)
+    keys = [ind.key for ind in todo]
     for ind, key, top1 in zip(todo, keys, accuracy(keys, todo), strict=True):
-        ind.key = key
         ind.fitness.values = (top1, ind.latency_ms)[:objectives]
         archive[key] = (ind.latency_ms, top1)
 
@@ -169,18 +174,18 @@ def make_toolbox(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache, la
                  budget_ms: float, rng: random.Random, fallback: ArchSpec, mutation_prob: float,
                  individual: type = creator.Individual, objectives: int = 1) -> base.Toolbox:
     """The operators every loop shares; the loop adds its `select_parent` and `select`.
-    `tb.archive` collects key -> (latency, top-1) of every arch evaluated, `tb.layout` reads keys."""
+    `tb.archive` collects key -> (latency, top-1) of every arch evaluated, `tb.layout` reads keys,
+    `tb.latency` gives genomes' latencies and `tb.budget` is the budget the repair enforces."""
     layout = GenomeLayout(space)
     cache = accuracy if isinstance(accuracy, AccuracyCache) else AccuracyCache(layout, accuracy)
     tb = base.Toolbox()
-    tb.layout, tb.archive = layout, {}
+    tb.layout, tb.archive, tb.latency, tb.budget = layout, {}, genome_latency(layout, latency), budget_ms
     tb.register("individual", lambda: individual(encode(space, space.sample(rng))))
     tb.register("seed", lambda arch: individual(encode(space, arch)))
     tb.register("clone", clone)
     tb.register("mutate", mutate, ranges=layout.ranges, rng=rng, prob=mutation_prob)
     tb.register("mate", mate, rng=rng)
-    tb.register("repair", repair, latency=genome_latency(layout, latency), budget=budget_ms, rng=rng,
-                fallback=encode(space, fallback))
+    tb.register("repair", repair, latency=tb.latency, budget=budget_ms, rng=rng, fallback=encode(space, fallback))
     tb.register("evaluate", evaluate, layout=layout, accuracy=cache, archive=tb.archive, objectives=objectives)
     return tb
 

@@ -93,3 +93,12 @@ def test_predictor_fast_path_equals_predict():
     got = AccuracyCache(layout, model)([layout.key(g) for g in genomes], genomes)
     assert torch.get_num_threads() == threads
     assert got == pytest.approx(list(model.predict([decode(space, g) for g in genomes])), abs=1e-6)
+
+
+@pytest.mark.parametrize("space", SPACES, ids=["full", "tiny"])
+def test_vectorised_latency_equals_one_by_one(space):
+    layout = GenomeLayout(space)
+    fast = genome_latency(layout, synthetic_table(space, seed=5))
+    rng = random.Random(5)
+    genomes = [encode(space, space.sample(rng)) for _ in range(300)]
+    assert fast.of_many(genomes) == [fast.of(g) for g in genomes]  # same sums in the same order: equal

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evolve import Front, FrontPoint, search, search_front
+from evolve import Front, FrontPoint, search, search_front, search_fronts
 from hwofa.common import UserError
 from supernet import SearchSpace
 from tests.conftest import TINY_SPACE
@@ -97,3 +97,22 @@ def test_front_works_with_any_latency_model_and_batches_the_predictor():
     single = search(space, acc, lat, budget, random.Random(0), population=16, generations=10, offspring=16)
     assert front.best_under(budget).predicted_latency_ms <= budget
     assert single.predicted_latency_ms <= budget
+
+
+def test_devices_searched_together_share_the_predictor():
+    space = SearchSpace.from_dict(TINY_SPACE)
+    tables = {"a": synthetic_table(space, seed=2), "b": synthetic_table(space, seed=9), "c": FakeLatency(space)}
+    acc = FakeAccuracy(space)
+    cap = {"b": tables["b"].min_latency()[0] * 1.5}
+    fronts = search_fronts(space, acc, tables, random.Random(3), population=12, generations=10, max_latency_ms=cap)
+    assert acc.calls <= 10 + 3  # one predictor call per generation for all devices (+ one per start)
+    assert set(fronts) == {"a", "b", "c"}
+    for name, front in fronts.items():
+        lats = [p.predicted_latency_ms for p in front.points]
+        assert lats == sorted(lats) and lats[0] == pytest.approx(tables[name].min_latency()[0], abs=1e-9)
+        assert all(p.predicted_latency_ms == pytest.approx(tables[name].predict(p.arch), abs=1e-9)
+                   for p in front.points)
+    assert max(p.predicted_latency_ms for p in fronts["b"].points) <= cap["b"]
+    again = search_fronts(space, FakeAccuracy(space), tables, random.Random(3), population=12, generations=10,
+                          max_latency_ms=cap)
+    assert all(again[d].points == fronts[d].points for d in fronts)

@@ -91,8 +91,8 @@ class GenomeLatency:
     def of(self, g: list[int]) -> float:
         return float(self.model.predict(decode(self.layout.space, g)))
 
-    def of_many(self, genomes: list[list[int]]) -> list[float]:
-        return [self.of(g) for g in genomes]
+    def of_many(self, genomes: list[list[int]] | np.ndarray) -> list[float]:
+        return [self.of(list(g)) for g in genomes]
 
     def lowered(self, g: list[int], i: int, lat: float) -> float:
         """The latency once gene `i` is one step lower (`g` is left as it was; `lat` is its latency)."""
@@ -128,9 +128,9 @@ class TableLatency(GenomeLatency):
                 lat += rest[g[j] * ne + g[j + 1]]
         return lat
 
-    def of_many(self, genomes: list[list[int]]) -> list[float]:
+    def of_many(self, genomes: list[list[int]] | np.ndarray) -> list[float]:
         """`of` of each genome, vectorised over genomes; the same sums in the same order, so equal to `of`."""
-        if not genomes:
+        if len(genomes) == 0:
             return []
         g = np.asarray(genomes, dtype=np.int64)
         r = g[:, 0]

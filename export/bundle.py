@@ -20,6 +20,7 @@ from hwofa.common import UserError, probe_writable
 
 log = logging.getLogger(__name__)
 BUNDLE_FILES = frozenset({"model.onnx", "model.json", "pareto.png", "search.json"})
+RUN_FILES = frozenset({"report.json", "report.md", "fronts.png", "search.json"})  # a several-device run's --out
 
 
 def check_out_folder(out: str | os.PathLike) -> Path:
@@ -37,8 +38,9 @@ def check_out_folder(out: str | os.PathLike) -> Path:
             entries = [p.name for p in path.iterdir()]
         except OSError as exc:
             raise UserError(f"--out '{out}' cannot be read ({exc.strerror or exc}). Choose another --out.") from exc
-        others = sorted(name for name in entries if name not in BUNDLE_FILES)
-        if others or (entries and "model.json" not in entries):
+        known = BUNDLE_FILES | RUN_FILES
+        others = sorted(name for name in entries if name not in known and not _is_bundle(path / name))
+        if others or (entries and not {"model.json", "report.json"} & set(entries)):
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             raise UserError(f"--out '{out}' is a folder that holds files other than a hwofa bundle "
                             f"({shown or 'no model.json'}); the bundle replaces its --out folder whole, so nothing "
@@ -48,8 +50,16 @@ def check_out_folder(out: str | os.PathLike) -> Path:
     return path
 
 
+def _is_bundle(path: Path) -> bool:
+    """A device's bundle folder inside a several-device run's --out."""
+    return path.is_dir() and (path / "model.json").is_file() and all(p.name in BUNDLE_FILES for p in path.iterdir())
+
+
 def holds_passed_bundle(out: Path) -> bool:
-    """Whether `out` holds a bundle whose model.json says it passed every check."""
+    """Whether `out` holds a bundle whose model.json says it passed every check (for a several-device
+    run's --out: whether any of its device bundles did)."""
+    if not (out / "model.json").exists() and (out / "report.json").is_file():
+        return any(holds_passed_bundle(p) for p in out.iterdir() if _is_bundle(p))
     try:
         report = json.loads((out / "model.json").read_text())
     except (OSError, ValueError):

@@ -29,7 +29,17 @@ from export.verify import Deployed, Verification, verify
 from hwofa.common import UserError, atomic_write_bytes, atomic_write_json, json_type, read_json, resolve_run
 from profiler import DeviceProfile, Timing, device_target, load_profile, to_onnx
 from profiler.precision import settings_for, target_precision
-from supernet import ArchSpec, Dataset, calibrated_subnet, load_dataset, load_supernet, preprocess, train_val_split
+from supernet import (
+    ArchSpec,
+    Dataset,
+    Supernet,
+    SupernetMeta,
+    calibrated_subnet,
+    load_dataset,
+    load_supernet,
+    preprocess,
+    train_val_split,
+)
 
 log = logging.getLogger(__name__)
 CALIBRATION_IMAGES = 512  # int8 scales: this many images of the training split (never validation or test)
@@ -68,12 +78,14 @@ class Exporter:
     """Exports subnets of one supernet for one device; the supernet, dataset and target are made once."""
 
     def __init__(self, device: str | DeviceProfile, supernet_run: str | os.PathLike | None = None,
-                 data_dir: str | os.PathLike | None = None) -> None:
+                 data_dir: str | os.PathLike | None = None, loaded: tuple[Supernet, SupernetMeta] | None = None,
+                 data: Dataset | None = None) -> None:
+        """`loaded` (net, meta) and `data` let a run that exports for several devices load them once."""
         self.profile = device if isinstance(device, DeviceProfile) else load_profile(device)
-        self.net, self.meta = load_supernet(resolve_run(supernet_run))
+        self.net, self.meta = loaded if loaded is not None else load_supernet(resolve_run(supernet_run))
         self.target = device_target(self.profile, self.net.space)  # UserError when it cannot honour the precision
         self.data_dir = data_dir
-        self._data: Dataset | None = None
+        self._data: Dataset | None = data
 
     @property
     def data(self) -> Dataset:

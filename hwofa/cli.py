@@ -43,24 +43,34 @@ class _Once(argparse.Action):
 
 
 def check_repeats(args: argparse.Namespace) -> None:
-    """One paragraph for an option given twice, and for a --device D=MS this version cannot read yet."""
+    """One paragraph for an option given twice, and for a --device D=MS where a command takes no budget."""
     for option, first, second in getattr(args, "repeated", None) or []:
         if option == "--latency-ms":
-            raise UserError(f"--latency-ms is given twice ({first:g} and {second:g}); it is the one budget of every "
-                            "device. Per-device budgets will be written --device D=MS (planned; not built yet).")
+            raise UserError(f"--latency-ms is given twice ({first:g} and {second:g}); it is the budget of every "
+                            "device named without its own. Give a device its own budget with --device D=MS.")
         if option == "--device":
             raise UserError(f"--device is given twice ('{first}' and '{second}'); `hwofa {args.command}` handles one "
-                            "device (`hwofa search` takes several).")
+                            "device (`hwofa search` and `hwofa run` take several).")
         raise UserError(f"{option} is given twice ('{first}' and '{second}'); give it once.")
-    devices = args.device if isinstance(getattr(args, "device", None), list) else [getattr(args, "device", None)]
-    for d in devices:
-        if isinstance(d, str) and "=" in d and args.command != "profile":
-            raise UserError(f"--device '{d}': per-device budgets (--device D=MS) are planned but not built yet; "
-                            f"give --device {d.split('=')[0]} and the budget with --latency-ms.")
+    device = getattr(args, "device", None)
+    if args.command == "export" and isinstance(device, str) and "=" in device:
+        raise UserError(f"--device '{device}': `hwofa export` takes no budget (--device D=MS is for `hwofa search` "
+                        f"and `hwofa run`); the budget comes from --search. Give --device {device.split('=')[0]}.")
 
 
 TRUST_HELP = ("run the external command of a device profile that does not ship with hwofa (a profile's command is "
               "code: read it first; `hwofa devices` and the refusal show it)")
+
+
+def _devices_and_budgets(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("devices and budgets")
+    g.add_argument("--device", required=True, action="append", metavar="D[=MS]",
+                   help="a device, with its own latency budget in ms after '='; repeat for several devices")
+    g.add_argument("--latency-ms", action=_Once, type=_budget, metavar="X",
+                   help="the budget of every device named without its own")
+    g.add_argument("--finalists", action=_Once, type=int, default=3, metavar="K",
+                   help="how many of the front's most accurate points under the budget are measured on the device "
+                   "before one is chosen (default 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--rebuild", action="store_true", help="measure again even if a fresh LUT exists")
     pf.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
-    se = sub.add_parser("search", help="evolutionary search under a latency budget")
-    se.add_argument("--device", required=True, action="append", metavar="D", help="repeat for several devices")
-    se.add_argument("--latency-ms", action=_Once, required=True, type=_budget, metavar="X")
+    se = sub.add_parser("search", help="Pareto front per device, finalists measured, one subnet chosen per budget")
+    _devices_and_budgets(se)
     se.add_argument("--supernet", action=_Once, metavar="RUN")
     se.add_argument("--out", action=_Once, required=True, metavar="search.json")
     se.add_argument("--seed", action=_Once, type=int, default=0)
+    se.add_argument("--data-dir", action=_Once, metavar="D", help="the dataset (int8 finalists are calibrated on it)")
     se.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
     ex = sub.add_parser("export", help="export a subnet to verified ONNX")
@@ -120,10 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data-dir", action=_Once, metavar="D")
     ex.add_argument("--trust-device-command", action="store_true", help=TRUST_HELP)
 
-    rn = sub.add_parser("run", help="profile (cached) + search + export on the shipped supernet")
-    rn.add_argument("--device", action=_Once, required=True, metavar="D")
-    rn.add_argument("--latency-ms", action=_Once, required=True, type=_budget, metavar="X")
-    rn.add_argument("--out", action=_Once, required=True, metavar="DIR")
+    rn = sub.add_parser("run", help="profile (cached) + search + export for each device, and the cross-device report")
+    _devices_and_budgets(rn)
+    rn.add_argument("--out", action=_Once, required=True, metavar="DIR",
+                    help="one device: its bundle; several: <DIR>/<device>/ bundles and report.md, report.json, "
+                    "fronts.png, search.json")
     rn.add_argument("--seed", action=_Once, type=int, default=0)
     rn.add_argument("--data-dir", action=_Once, metavar="D")
     rn.add_argument("--supernet", action=_Once, metavar="RUN",

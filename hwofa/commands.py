@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hwofa import pipeline
+from hwofa import pipeline, summary
 from hwofa.cli import echo, elapsed
 from hwofa.common import UserError, check_readable_file, probe_writable
 from profiler import get_target, list_profiles, load_profile
@@ -114,35 +114,26 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.time()
     check_out_file(args.out)
+    check_data_dir(args.data_dir)
     result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed,
-                                     trust_command=args.trust_device_command)
+                                     trust_command=args.trust_device_command, finalists=args.finalists,
+                                     data_dir=args.data_dir)
     pipeline.write_search(args.out, result)
-    for device, r in result["devices"].items():
-        echo(f"{device}: predicted {r['predicted_latency_ms']:.3f} ms (LUT mean abs error "
-             f"{r['latency_error']['mean_abs_pct_error']:.1f} %), predicted val top-1 {r['predicted_top1']:.4f} "
-             f"(predictor RMSE {r['top1_error'].get('rmse', float('nan')):.4f}); {len(r['pareto'])} Pareto points")
-        note = unconstrained_note(args.latency_ms, r)
-        if note:
-            echo(f"  {note}")
+    echo("\n".join(summary.search_lines(result)))
     echo(f"✓ wrote {args.out} ({elapsed(t0)})")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from export import check_out_folder, load_arch
+    from export import load_arch
 
     load_profile(args.device)  # an unknown device names close ones before any file is read
-    check_out_folder(args.out)
     check_data_dir(args.data_dir)
-    if args.search:
-        entry = pipeline.read_search(args.search, args.device, args.supernet)
-        res = pipeline.export(args.device, args.out, search_entry=entry, supernet=args.supernet,
-                              data_dir=args.data_dir, trust_command=args.trust_device_command)
-    else:
-        res = pipeline.export(args.device, args.out, arch=load_arch(args.arch), supernet=args.supernet,
-                              data_dir=args.data_dir, trust_command=args.trust_device_command)
+    arch = load_arch(args.arch) if args.arch else None
+    res = pipeline.export(args.device, args.out, arch=arch, search=args.search, supernet=args.supernet,
+                          data_dir=args.data_dir, trust_command=args.trust_device_command)
     echo("\n".join(c.line() for c in res.checks))
-    echo(verification_line(res.report))
+    echo(summary.verification_line(res.report))
     if not res.written:
         echo(f"✗ not written: '{args.out}' holds a bundle that passed its checks and this one did not "
              "(model.json 'passed': false); the old bundle was left as it was.")
@@ -152,34 +143,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    check_data_dir(args.data_dir)
+    res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
+                       supernet=args.supernet, trust_command=args.trust_device_command, finalists=args.finalists)
+    echo("\n".join(summary.run_lines(res, args.out)))
+    missed = [d for d in res.devices if not d.result.passed]
+    if missed:
+        what = "; ".join(f"'{d.name}' ({_closest(d)})" for d in missed)
+        kept = (f"{args.out} holds the closest found, model.json 'passed': false" if res.written else
+                f"{args.out} already held bundles that passed their checks, so it was left as it was and nothing "
+                "was written")
+        raise UserError(f"no subnet met its budget on {what}; {kept}. Raise the budget of "
+                        f"{'that device' if len(missed) == 1 else 'those devices'} a little (--device D=MS).")
+    return 0
+
+
+def _closest(d: Any) -> str:
     from export import latency_figure
 
-    t0 = time.time()
-    res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
-                       supernet=args.supernet, trust_command=args.trust_device_command)
-    rep, checks = res["report"], res["checks"]
-    lat, acc = rep["latency_ms"], rep["accuracy"]
-    echo("\n".join(c.line() for c in checks))
-    echo(verification_line(rep))
-    how, ms = latency_figure(rep)  # "measured p50" or "modelled": a cost model's figure is never called measured
-    top1 = acc["top1_onnx"] if acc.get("top1") is None else acc["top1"]  # the bundle's model, at its precision
-    echo(f"device {rep['device']} · budget {lat['budget']} ms · {how} {ms:.3f} ms "
-         f"(predicted {lat['predicted']:.3f} ms) · test top-1 {top1:.4f} {rep.get('precision', 'fp32')} "
-         f"(predicted val {acc['predicted_val_top1']:.4f})")
-    note = unconstrained_note(args.latency_ms, res["search"]["devices"][rep["device"]])
-    if note:
-        echo(note)
-    t = rep["timing_s"]
-    where = f"bundle in {args.out}/ (model.onnx, model.json, pareto.png, search.json)" if res["written"] else \
-        f"nothing written: {args.out}/ keeps its earlier bundle, which passed its checks"
-    echo(f"LUT {'built' if t['lut_built'] else 'cached'} in {t['profile']} s · total {elapsed(t0)} · {where}")
-    if not rep["passed"]:
-        kept = (f"the bundle in {args.out} is the closest found (model.json 'passed': false)" if res["written"] else
-                f"{args.out} already held a bundle that passed its checks, so it was left as it was and nothing "
-                "was written")
-        raise UserError(f"no subnet within {lat['budget']} ms after {len(rep['attempts'])} attempts "
-                        f"(last {how} {ms:.3f} ms); {kept}. Raise --latency-ms a little.")
-    return 0
+    how, ms = latency_figure(d.result.report)
+    choice = d.search.choice
+    return (f"{len(choice.finalists)} finalists in {choice.rounds} round(s), closest {how} {ms:.3f} ms > "
+            f"{d.search.budget_ms:g} ms")
 
 
 def check_out_file(path: str) -> None:
@@ -194,21 +179,3 @@ def check_data_dir(data_dir: str | None) -> None:
     if data_dir is not None and not Path(data_dir).is_dir():
         what = "is a file" if Path(data_dir).exists() else "does not exist"
         raise UserError(f"--data-dir '{data_dir}' {what}; give the folder that holds the dataset's files.")
-
-
-def unconstrained_note(budget_ms: float, entry: dict[str, Any]) -> str:
-    """Say so when the budget constrains nothing (e.g. --latency-ms 1e9)."""
-    largest = entry.get("largest_predicted_latency_ms")
-    if largest is None or budget_ms < largest:
-        return ""
-    chosen = "so the largest subnet was chosen" if entry.get("chosen_is_largest") else \
-        "so the budget did not constrain the choice: the subnet with the best predicted accuracy was chosen"
-    return (f"note: the budget {budget_ms:g} ms is above the largest subnet's predicted latency "
-            f"({largest:.3f} ms), {chosen}.")
-
-
-def verification_line(report: dict[str, Any]) -> str:
-    v = report["verification"]
-    how = "reused from the cache" if v["cached"] else "computed and cached"
-    what = "modelled" if report["latency_ms"].get("modelled") is not None else "measured"
-    return f"  verification {how} (key {v['key'][:12]}…); latency {what} now"

@@ -144,8 +144,13 @@ def test_run_end_to_end_then_cached(capsys, tiny_run_with_predictor, tmp_path):
     for name in ("model.onnx", "pareto.png", "search.json"):
         assert (out_dir / name).is_file()
     assert report["passed"] is True and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["model.json", "model.onnx", "pareto.png", "search.json"]
     search = json.loads((out_dir / "search.json").read_text())
-    assert search["devices"]["cpu-onnxruntime"]["arch"] == report["arch"]
+    entry = search["devices"]["cpu-onnxruntime"]
+    assert entry["arch"] == report["arch"] and entry["budget_ms"] == float(budget) and entry["front"]["points"]
+    measured = [f for f in entry["finalists"] if f["meets_budget"]]
+    assert measured and all(f["measured_p50_ms"] <= float(budget) for f in measured)
+    assert report["finalists"]["finalists"] == entry["finalists"]
 
     code, out, err = run_cli(capsys, "export", "--search", out_dir / "search.json", "--device", "cpu-onnxruntime",
                              "--out", tmp_path / "again", "--supernet", run)

@@ -105,9 +105,9 @@ def test_search_bad_input(capsys, files, tmp_path, extra, needle):
     user_error(capsys, argv + [a.format(tmp=tmp_path, **files) for a in extra], needle)
 
 
-def test_search_per_device_budget_not_built_yet(capsys, files, tmp_path):
-    user_error(capsys, ["search", "--device", "cpu-onnxruntime=0.2", "--latency-ms", "1", "--out", tmp_path / "s.json",
-                        "--supernet", files["run"]], "per-device budgets")
+def test_export_takes_no_per_device_budget(capsys, files, tmp_path):
+    user_error(capsys, ["export", "--arch", arch_file(tmp_path, ARCH_HINT), "--device", "cpu-onnxruntime=0.2",
+                        "--out", tmp_path / "o", "--supernet", files["run"]], "`hwofa export` takes no budget")
 
 
 @pytest.mark.parametrize("arch,needle", [
@@ -167,8 +167,9 @@ def test_export_device_twice_and_device_yaml_that_is_a_string(capsys, files, tmp
     (["--latency-ms", "1", "--out", "/proc/hwofa-out"], "cannot be written"),
     (["--latency-ms", "1", "--out", "{file}/o"], "is a file, not a folder"),
     (["--latency-ms", "1", "--out", "{notes}"], "todo.txt"),
-    (["--latency-ms", "0.2", "--latency-ms", "0.3", "--out", "{tmp}/o"], "Per-device budgets will be written"),
-    (["--latency-ms", "1", "--device", "cpu-openvino", "--out", "{tmp}/o"], "--device is given twice"),
+    (["--latency-ms", "0.2", "--latency-ms", "0.3", "--out", "{tmp}/o"], "its own budget with --device D=MS"),
+    (["--latency-ms", "1", "--device", "cpu-onnxruntime", "--out", "{tmp}/o"], "is named twice"),
+    (["--out", "{tmp}/o"], "device 'cpu-onnxruntime' has no latency budget"),
     (["--latency-ms", "1", "--out", "{tmp}/o", "--supernet", "{dir}"], "holds no supernet.json"),
 ])
 def test_run_bad_input(capsys, files, tmp_path, extra, needle):

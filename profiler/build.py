@@ -281,8 +281,9 @@ def _quality(b: _Build, cal: dict[str, Any], tol: float, share: float, tries: in
     if got < share:
         q["reason"] = (f"only {100 * got:.0f} % of {cal['fidelity']['n']} calibration subnets are predicted within "
                        f"±{100 * tol:.0f} % (goal {100 * share:.0f} %) after {tries} re-measurement(s) over "
-                       f"{b.profile.retry_s:.0f} s; {replaced} of {rounds} entry rounds were set aside as disturbed "
-                       "by outside load or out of agreement")
+                       f"{b.profile.retry_s:.0f} s"
+                       + (f"; {replaced} of {rounds} entry rounds were set aside as disturbed by outside load or out "
+                          "of agreement" if rounds else ""))
     elif repeat is not None and not repeats:
         q["reason"] = (f"the machine does not reproduce its own measurements: {repeat['n']} calibration subnets "
                        f"measured again a little later moved by {repeat['median_abs_pct']:.1f} % (median; max "

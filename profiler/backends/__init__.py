@@ -17,6 +17,7 @@ TARGETS: dict[str, str] = {
     "onnxruntime": "profiler.backends.onnxruntime:OnnxRuntimeTarget",
     "openvino": "profiler.backends.openvino:OpenVinoTarget",
     "tensorrt": "profiler.backends.tensorrt:TensorRTTarget",
+    "torch-cuda": "profiler.backends.torch_cuda:TorchCudaTarget",
     "zigzag": "profiler.backends.zigzag:ZigZagTarget",
     "command": "profiler.backends.command:CommandTarget",
 }

@@ -71,6 +71,9 @@ def _devices_and_budgets(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--finalists", action=_Once, type=int, default=3, metavar="K",
                    help="how many of the front's most accurate points under the budget are measured on the device "
                    "before one is chosen (default 3)")
+    g.add_argument("--fronts", action=_Once, metavar="search.json",
+                   help="answer the budgets from the Pareto fronts kept in an earlier search.json instead of "
+                   "searching again (a device whose LUT changed since is searched again)")
 
 
 def build_parser() -> argparse.ArgumentParser:

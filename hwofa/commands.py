@@ -117,7 +117,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_data_dir(args.data_dir)
     result = pipeline.search_devices(args.device, args.latency_ms, args.supernet, args.seed,
                                      trust_command=args.trust_device_command, finalists=args.finalists,
-                                     data_dir=args.data_dir)
+                                     data_dir=args.data_dir, fronts_from=args.fronts)
     pipeline.write_search(args.out, result)
     echo("\n".join(summary.search_lines(result)))
     echo(f"✓ wrote {args.out} ({elapsed(t0)})")
@@ -145,7 +145,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     check_data_dir(args.data_dir)
     res = pipeline.run(args.device, args.latency_ms, args.out, seed=args.seed, data_dir=args.data_dir,
-                       supernet=args.supernet, trust_command=args.trust_device_command, finalists=args.finalists)
+                       supernet=args.supernet, trust_command=args.trust_device_command, finalists=args.finalists,
+                       fronts_from=args.fronts)
     echo("\n".join(summary.run_lines(res, args.out)))
     missed = [d for d in res.devices if not d.result.passed]
     if missed:

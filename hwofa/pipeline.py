@@ -7,23 +7,21 @@ finalists (hwofa.searching, hwofa.finalists), the several-device run and its rep
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from export import ExportResult, check_out_folder, commit_bundle
 from hwofa.budgets import check_budget, device_budgets
-from hwofa.common import NUMBER, UserError, atomic_write_json, json_type, read_json, require_fields
+from hwofa.common import UserError
 from hwofa.finalists import FINALISTS
 from hwofa.luts import profile
 from hwofa.run import RunResult, check_finalists, run
-from hwofa.searching import SEARCH_FORMAT, find_fronts, pick, prepare_tables, search_result
+from hwofa.searchfile import read_search, read_search_file, write_search
+from hwofa.searching import find_fronts, pick, prepare_tables, search_result
 from hwofa.session import Session, supernet_dir
 from profiler import LatencyTable, default_lut_path, load_profile
 from supernet import ArchSpec
-
-SEARCH_FORMATS = ("hwofa-search/1", SEARCH_FORMAT)  # /1: one budget for every device, at the top level
 
 __all__ = ["RunResult", "Session", "check_arch", "check_budget", "export", "profile", "read_search", "run",
            "search_devices", "supernet_dir", "write_search"]
@@ -33,51 +31,21 @@ def search_devices(devices: str | Sequence[str], latency_ms: float | None = None
                    supernet: str | os.PathLike | None = None, seed: int = 0,
                    luts: dict[str, str | os.PathLike] | None = None, progress: bool = True,
                    trust_command: bool = False, finalists: int = FINALISTS,
-                   data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Per device (`D` or `D=MS`): its front, its finalists measured where the device runs here, and
-    the chosen subnet; returns the search.json content."""
+                   data_dir: str | os.PathLike | None = None,
+                   fronts_from: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Per device (`D` or `D=MS`): its front (searched, or kept in `fronts_from`, an earlier search.json),
+    its finalists measured where the device runs here, and the chosen subnet; returns the search.json
+    content."""
     budgets = device_budgets(devices, latency_ms, trust_command)
     check_finalists(finalists)
     session = Session.open(supernet, data_dir, trust_command, progress, seed)
+    if fronts_from is not None:
+        read_search_file(fronts_from, session, what="--fronts")  # a bad file: refused before any LUT is built
     searches = prepare_tables(session, budgets, luts, need_target=False)
-    find_fronts(session, searches)  # a budget below a whole front is refused here, before any measurement
+    find_fronts(session, searches, fronts_from)  # a budget below a whole front is refused here, before any measurement
     for ds in searches:
         pick(session, ds, finalists)
     return search_result(session, searches)
-
-
-def write_search(path: str | os.PathLike, result: dict[str, Any]) -> None:
-    atomic_write_json(path, result)
-
-
-def read_search(path: str | os.PathLike, device: str, supernet: str | os.PathLike | None = None,
-                session: Session | None = None) -> dict[str, Any]:
-    """The device's entry of a search.json (with its `budget_ms`, and `arch` as an ArchSpec), checked
-    against the supernet it claims to come from."""
-    data = read_json(path, "search")
-    if not isinstance(data, dict):
-        raise UserError(f"search: '{path}' holds {json_type(data)}, not a hwofa search result (a JSON object "
-                        f"with format '{SEARCH_FORMAT}', written by `hwofa search` or `hwofa run`).")
-    if data.get("format") not in SEARCH_FORMATS:
-        found = f"its format is {json.dumps(data['format'])}" if "format" in data else "it has no 'format' field"
-        raise UserError(f"search: '{path}' is not a hwofa search result: {found}, expected '{SEARCH_FORMAT}'. "
-                        "Pass a search.json written by `hwofa search` or `hwofa run`.")
-    v1 = data["format"] == SEARCH_FORMATS[0]
-    require_fields(data, {"inputs": dict, "devices": dict, **({"budget_ms": NUMBER} if v1 else {})}, "search", path)
-    device = load_profile(device).name  # results are keyed by the profile's name, also for a YAML path
-    if device not in data["devices"]:
-        raise UserError(f"search: '{path}' has no result for device '{device}'; it has "
-                        f"{', '.join(data.get('devices', {})) or 'none'}.")
-    session = session or Session.open(supernet)
-    if data["inputs"].get("supernet_sha256") != session.meta.weights_sha256 or \
-            data["inputs"].get("space_hash") != session.space.space_hash():
-        raise UserError(f"search: '{path}' was made with another supernet (sha256 "
-                        f"{str(data['inputs'].get('supernet_sha256', '?'))[:12]}…); pass the matching --supernet.")
-    entry = data["devices"][device]
-    require_fields(entry, {"arch": dict, "predicted_latency_ms": NUMBER, "predicted_top1": NUMBER,
-                           **({} if v1 else {"budget_ms": NUMBER})}, f"search (device '{device}')", path)
-    arch = ArchSpec.from_dict(entry["arch"], source=f"search '{path}' (device '{device}')")
-    return {**entry, "budget_ms": data["budget_ms"] if v1 else entry["budget_ms"], "arch": arch}
 
 
 def export(device: str, out: str | os.PathLike, arch: ArchSpec | None = None,

@@ -31,6 +31,7 @@ from export.fronts_plot import Panel, fronts_png
 from hwofa.budgets import device_budgets
 from hwofa.common import UserError, atomic_write_bytes, atomic_write_json
 from hwofa.finalists import FINALISTS, settle
+from hwofa.searchfile import read_search_file
 from hwofa.searching import DeviceSearch, find_fronts, pick, prepare_tables, search_result
 from hwofa.session import Session
 from profiler import get_target
@@ -77,8 +78,9 @@ def check_finalists(k: int) -> None:
 def run(devices: str | Sequence[str], latency_ms: float | None = None, out: str | os.PathLike = "out",
         seed: int = 0, progress: bool = True, data_dir: str | os.PathLike | None = None,
         supernet: str | os.PathLike | None = None, trust_command: bool = False,
-        finalists: int = FINALISTS) -> RunResult:
-    """Run the whole job for every device (`D` or `D=MS`; `latency_ms` for those without their own)."""
+        finalists: int = FINALISTS, fronts_from: str | os.PathLike | None = None) -> RunResult:
+    """Run the whole job for every device (`D` or `D=MS`; `latency_ms` for those without their own).
+    `fronts_from`: an earlier search.json whose fronts answer these budgets without searching again."""
     t0 = time.time()
     budgets = device_budgets(devices, latency_ms, trust_command)
     check_finalists(finalists)
@@ -86,9 +88,11 @@ def run(devices: str | Sequence[str], latency_ms: float | None = None, out: str 
         get_target(b.profile)  # a device that cannot run here, or not at its precision: refused now
     out_path = check_out_folder(out)
     session = Session.open(supernet, data_dir, trust_command, progress, seed)
+    if fronts_from is not None:
+        read_search_file(fronts_from, session, what="--fronts")  # a bad file: refused before any LUT is built
     searches = prepare_tables(session, budgets)
     t_profile = time.time() - t0
-    find_fronts(session, searches)  # a budget below a whole front is refused here, before any export
+    find_fronts(session, searches, fronts_from)  # a budget below a whole front is refused here, before any export
     runs = [export_device(session, ds, finalists) for ds in searches]
     t1 = time.time()
     report = cross_device(session, runs) if len(runs) > 1 else None

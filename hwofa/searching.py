@@ -4,6 +4,7 @@ search.json entry that keeps all three (a later budget is answered from the kept
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,11 +15,11 @@ from hwofa.budgets import DeviceBudget, check_feasible
 from hwofa.common import UserError, sha256_file
 from hwofa.finalists import FINALISTS, Choice, choose, predicted_only
 from hwofa.luts import cached_table, device_table, warn_if_degraded
+from hwofa.searchfile import SEARCH_FORMAT, kept_fronts
 from hwofa.session import Session
 from profiler import LatencyTable, default_lut_path, get_target
 
 log = logging.getLogger(__name__)
-SEARCH_FORMAT = "hwofa-search/2"
 POPULATION, GENERATIONS = 100, 500
 
 
@@ -32,6 +33,7 @@ class DeviceSearch:
     lut_built: bool
     cannot_run: str | None = None  # why the device does not run here (its finalists are then not measured)
     front: Any = None  # evolve.Front
+    front_from: str | None = None  # the search.json it was kept in (None: searched in this run)
     choice: Choice | None = None
     seconds: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +68,7 @@ class DeviceSearch:
         return {"budget_ms": b, "arch": chosen.point.arch.to_dict(),
                 "predicted_latency_ms": chosen.point.predicted_latency_ms,
                 "predicted_top1": chosen.point.predicted_top1, "chosen": chosen.to_dict(b), **self.choice.to_dict(b),
-                "front": self.front.to_dict(), "front_size": len(self.front.points),
+                "front": self.front.to_dict(), "front_size": len(self.front.points), "front_from": self.front_from,
                 "lut": {"path": str(self.lut_path), "sha256": sha256_file(self.lut_path)},
                 "latency_error": self.latency_error(), "top1_error": session.predictor.report_summary(),
                 "largest_predicted_latency_ms": self.table.predict(largest),
@@ -108,19 +110,25 @@ def prepare_tables(session: Session, budgets: list[DeviceBudget], luts: dict[str
     return out
 
 
-def find_fronts(session: Session, searches: list[DeviceSearch], population: int = POPULATION,
-                generations: int = GENERATIONS) -> None:
-    """Every device's Pareto front of predicted top-1 against predicted latency, searched together
-    (evolve.search_fronts: shared breeding and predictor), then each budget checked against its front
-    (UserError naming the device) before anything is measured."""
+def find_fronts(session: Session, searches: list[DeviceSearch], fronts_from: str | os.PathLike | None = None,
+                population: int = POPULATION, generations: int = GENERATIONS) -> None:
+    """Every device's Pareto front of predicted top-1 against predicted latency: kept from an earlier
+    search.json (`fronts_from`, where it still holds), else searched, all devices together
+    (evolve.search_fronts: shared breeding and predictor). Then each budget is checked against its
+    front (UserError naming the device) before anything is measured."""
     import evolve
 
+    kept = kept_fronts(fronts_from, session, {ds.name: ds.lut_path for ds in searches}) if fronts_from else {}
+    todo = [ds for ds in searches if ds.name not in kept]
+    searched = {ds.name for ds in todo}
     t0 = time.time()
-    fronts = evolve.search_fronts(session.space, session.predictor, {ds.name: ds.table for ds in searches},
-                                  random.Random(session.seed), population=population, generations=generations)
+    if todo:
+        kept.update(evolve.search_fronts(session.space, session.predictor, {ds.name: ds.table for ds in todo},
+                                         random.Random(session.seed), population=population, generations=generations))
     for ds in searches:
-        ds.front = fronts[ds.name]
-        ds.seconds["search"] = round(time.time() - t0, 2)  # one search for all devices
+        ds.front = kept[ds.name]
+        ds.front_from = None if ds.name in searched else str(fronts_from)
+        ds.seconds["search"] = round(time.time() - t0, 2) if ds.name in searched else 0.0  # one search for all
         try:
             ds.front.under(ds.budget_ms, 1)
         except UserError as exc:

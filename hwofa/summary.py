@@ -31,8 +31,9 @@ def search_lines(result: dict[str, Any]) -> list[str]:
         how = "modelled" if "modelled_ms" in ch else "measured p50"
         got = f"{how} {fig:.3f} ms, " if fig is not None else ""
         err = r["latency_error"]["mean_abs_pct_error"]
+        how_front = f"kept in {r['front_from']}" if r.get("front_from") else f"{r['seconds'].get('search', 0):.1f} s"
         lines.append(f"{device}: budget {r['budget_ms']:g} ms · front of {r.get('front_size', '?')} points "
-                     f"({r['seconds'].get('search', float('nan')):.1f} s) · chosen: {got}predicted "
+                     f"({how_front}) · chosen: {got}predicted "
                      f"{r['predicted_latency_ms']:.3f} ms (LUT mean abs error {err:.1f}"
                      f" %), predicted val top-1 {r['predicted_top1']:.4f} (predictor RMSE "
                      f"{r['top1_error'].get('rmse', float('nan')):.4f})")

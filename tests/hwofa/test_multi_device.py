@@ -9,6 +9,7 @@ import time
 import pytest
 
 from hwofa.cli import main
+from hwofa.common import UserError
 
 
 def run_cli(capsys, *argv):
@@ -63,9 +64,14 @@ def test_bad_budget_for_one_device_names_it_before_slow_work(capsys, tiny_run, t
     assert not out.exists()
 
 
-def test_finalists_flag_is_checked(capsys, tiny_run, tmp_path):
+def test_finalists_and_fronts_flags_are_checked(capsys, tiny_run, tmp_path):
     user_error(capsys, ["run", "--device", "cpu-onnxruntime=0.3", "--finalists", "0", "--supernet", tiny_run,
                         "--out", tmp_path / "o"], "--finalists 0")
+    bad = tmp_path / "list.json"
+    bad.write_text("[1]")
+    user_error(capsys, ["run", "--device", "cpu-onnxruntime=0.3", "--fronts", bad, "--supernet", tiny_run,
+                        "--out", tmp_path / "o"], "--fronts: '")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -125,3 +131,34 @@ def test_two_devices_one_run(capsys, tmp_path, ranges, tiny_run_with_predictor, 
     assert again["arch"] == search["devices"][second_device]["arch"] and again["verification"]["cached"] is True
     failed = [c["name"] for c in again["checks"] if not c["ok"]]
     assert code == (1 if failed else 0) and failed in ([], ["latency_budget"]), err + stdout  # measured afresh: noise
+
+    # a later budget is answered from the fronts the run kept, without searching again
+    hi = ranges["cpu-onnxruntime"][1]
+    code, stdout, err = run_cli(capsys, "search", "--device", f"cpu-onnxruntime={hi + 0.05:.4f}", "--fronts",
+                                out / "search.json", "--supernet", tiny_run_with_predictor,
+                                "--out", tmp_path / "s.json")
+    assert code == 0, err + stdout
+    later = json.loads((tmp_path / "s.json").read_text())["devices"]["cpu-onnxruntime"]
+    assert later["front_from"] == str(out / "search.json") and later["seconds"]["search"] == 0
+    assert later["front"]["points"] == search["devices"]["cpu-onnxruntime"]["front"]["points"]
+    assert f"kept in {out / 'search.json'}" in stdout
+
+
+def test_search_says_so_where_a_device_does_not_run_here(capsys, tmp_path, monkeypatch, ranges,
+                                                         tiny_run_with_predictor, second_device):
+    import hwofa.searching
+    from profiler import get_target
+
+    def not_here(profile, require=True):
+        if profile.name == second_device:
+            raise UserError(f"device '{second_device}' cannot run on this machine: the test says so.")
+        return get_target(profile, require)
+
+    monkeypatch.setattr(hwofa.searching, "get_target", not_here)
+    code, stdout, err = run_cli(capsys, "search", "--device", f"{second_device}={ranges[second_device][1]:.4f}",
+                                "--supernet", tiny_run_with_predictor, "--out", tmp_path / "s.json")
+    assert code == 0, err + stdout
+    assert "finalists NOT measured" in stdout and "the test says so" in stdout
+    entry = json.loads((tmp_path / "s.json").read_text())["devices"][second_device]
+    assert entry["finalists_measured"] is False and "chosen from predictions alone" in entry["note"]
+    assert not any("measured_p50_ms" in f for f in entry["finalists"])

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REPORT_FORMAT = "hwofa-report/1"
-SOURCES = {"measured": "measured p50", "modelled": "modelled", "predicted": "predicted (LUT)"}
+SOURCES = {"measured": "measured p50 on the device's runtime", "modelled": "modelled by the device's cost model",
+           "predicted": "predicted by the device's LUT (it does not run here)"}
+
+
+def short_arch(arch: dict[str, Any]) -> str:
+    """'r24 · d4-4-2 · k5777-5557-55 · e6463-6443-43': resolution, depth, kernel sizes and expand ratios per stage."""
+    stages = arch.get("stages", [])
+    ks = "-".join("".join(str(b["kernel_size"]) for b in s) for s in stages)
+    es = "-".join("".join(str(b["expand_ratio"]) for b in s) for s in stages)
+    return f"r{arch.get('resolution')} · d{'-'.join(str(len(s)) for s in stages)} · k{ks} · e{es}"
 
 
 @dataclass(frozen=True)
@@ -130,13 +139,14 @@ class CrossDeviceReport:
                  "Each row is the subnet chosen for one device; each column the device it runs on. A cell is its "
                  "latency there and the ratio to that device's budget (✗ over = over it). Bold: the device's own "
                  "bundle. Latency: " + "; ".join(SOURCES[k] for k in kinds) + " (off the diagonal: a timing-only "
-                 "export of the same graph). Top-1: on the " + (self.dataset or "dataset") + "'s test split, of the "
+                 "export of the same graph). Top-1: on the " + (self.dataset or "dataset") + " test split, of the "
                  "fp32 model (the same footing for every row) and of the bundle as shipped, at its precision.",
                  "", self.table(), ""]
         lines += [f"- {v}" for v in self.verdicts()]
-        lines += ["", "| device | bundle | passed | latency source | arch |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.device} | `{r.bundle}` | {'yes' if r.passed else 'NO'} | {r.latency_label} | `{r.arch_key}` |"
-                  for r in self.rows]
+        lines += ["", "| device | bundle | passed | latency source | subnet (resolution · depth · kernel · expand) |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.device} | `{r.bundle}` | {'yes' if r.passed else 'NO'} | {r.latency_label} | "
+                  f"`{short_arch(r.arch)}` |" for r in self.rows]
         return "\n".join(lines) + "\n"
 
     def _budget(self, device: str) -> float:

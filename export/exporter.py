@@ -135,7 +135,15 @@ class Exporter:
         return preprocess(images, resolution, list(ds.mean), list(ds.std)).numpy()
 
     def measure(self, cand: Candidate) -> Timing:
-        """Latency of the bundle's model on the device (measured, or modelled by a cost model), every time."""
+        """Latency of the bundle's model on the device (measured, or modelled by a cost model), every time.
+        A target that times the torch module (torch-cuda) gets the same subnet as a module (random weights
+        where the cache held the verification: latency does not depend on weight values)."""
+        if self.target.wants_module:
+            from profiler.build import model_source, subnet_for
+
+            r = cand.arch.resolution
+            module = cand.model if cand.model is not None else subnet_for(self.net.space, cand.arch)
+            return self.target.cost(model_source(module, (1, self.net.space.in_channels, r, r), self.target))
         return self.target.cost(cand.deployed.model_bytes)
 
     def verify(self, cand: Candidate) -> Verification:

@@ -29,7 +29,7 @@ import torch
 
 from hwofa.common import UserError
 from profiler.backends import Target, get_target
-from profiler.backends.base import ModelSource
+from profiler.backends.base import ModuleSource
 from profiler.calibration import calibrate, outliers, worst_points
 from profiler.lut import LatencyTable, all_entries, arch_keys, overhead_key
 from profiler.onnx_io import to_onnx
@@ -70,17 +70,19 @@ def subnet_for(space: SearchSpace, arch: ArchSpec) -> SubNet:
 CALIBRATION_INPUTS = 8  # random inputs that set an entry's int8 scales: latency does not depend on them
 
 
-def model_source(module: torch.nn.Module, shape: tuple[int, ...], target: Target) -> ModelSource:
+def model_source(module: torch.nn.Module, shape: tuple[int, ...], target: Target) -> ModuleSource:
     """A function that exports `module` at the profile's batch size and precision (int8 entries are
-    quantized with the target's settings and scales from a few random inputs) and returns the ONNX bytes."""
+    quantized with the target's settings and scales from a few random inputs) and returns the ONNX bytes;
+    it carries the module and its input shape for a target that times the module itself (`wants_module`)."""
+    full = (target.profile.batch_size, *shape[1:])
+
     def make() -> bytes:
-        full = (target.profile.batch_size, *shape[1:])
         calib = np.random.default_rng(0).standard_normal((CALIBRATION_INPUTS, *shape[1:])).astype(np.float32)
         return target_precision(target, to_onnx(module, full), calib)[0]
-    return make
+    return ModuleSource(module, full, make)
 
 
-def subnet_source(space: SearchSpace, arch: ArchSpec, target: Target) -> ModelSource:
+def subnet_source(space: SearchSpace, arch: ArchSpec, target: Target) -> ModuleSource:
     """`model_source` of a whole (randomly initialised) subnet at its input resolution."""
     shape = (1, space.in_channels, arch.resolution, arch.resolution)
     return model_source(subnet_for(space, arch), shape, target)

@@ -7,8 +7,10 @@ Three kinds sit behind it (DESIGN §5):
 
 A target is made for one DeviceProfile. Callers (LUT build, calibration, export) hand it
 ONNX models (already at the profile's precision, see `profiler.precision`) and get Timings
-back; they never name a backend. `depends_on()` says what its figures depend on, and a
-cached table is reused only where all of it still holds.
+back; they never name a backend. A target that times the torch module itself (`wants_module`:
+torch-cuda) gets ModuleSources, which carry the module beside the function making its ONNX.
+`depends_on()` says what its figures depend on, and a cached table is reused only where all of
+it still holds.
 """
 
 from __future__ import annotations
@@ -16,15 +18,31 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from profiler.profiles import DeviceProfile
 from profiler.timing import Round, Timing
 
 Runner = Callable[[np.ndarray], list[np.ndarray]]
 ModelSource = Callable[[], bytes]  # produces an ONNX model's bytes when the target is ready for it
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """A ModelSource that also carries the torch module it exports and its input shape (at the profile's
+    batch size): what `profiler.build.model_source` hands out. Calling it gives the ONNX bytes, as any
+    ModelSource; a target with `wants_module` times `module` itself and never asks for the bytes."""
+
+    module: torch.nn.Module
+    input_shape: tuple[int, ...]
+    make: ModelSource
+
+    def __call__(self) -> bytes:
+        return self.make()
 OnDone = Callable[[str, Timing, list[Round]], None]
 
 TARGET_KINDS = ("runtime", "cost-model", "command")
@@ -38,6 +56,8 @@ class Target(ABC):
     source: ClassVar[str] = "measured"  # "measured" or "modelled": how every figure is labelled
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)  # what it can honour (the profile's is checked against it)
     int8_settings: ClassVar[Any] = None  # profiler.precision.QuantSettings the target needs (None: the CPU default)
+    # True: it times the torch module, not the ONNX model (torch-cuda); cost/cost_many need ModuleSources
+    wants_module: ClassVar[bool] = False
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
@@ -90,9 +110,11 @@ class Target(ABC):
         """The latency of every model (key -> a function returning its ONNX bytes). `on_done(key, timing,
         rounds)` is called as each finishes (rounds may be empty for a cost model), so a caller can flush."""
 
-    def cost(self, model: bytes, rng: random.Random | None = None) -> Timing:
-        """One model's latency (the export's measured or modelled figure)."""
-        return self.cost_many({"model": lambda: model}, rng or random.Random(0), progress=False)["model"]
+    def cost(self, model: bytes | ModelSource, rng: random.Random | None = None) -> Timing:
+        """One model's latency (the export's measured or modelled figure): its ONNX bytes, or a source
+        (a ModuleSource for a target that `wants_module`)."""
+        source = model if callable(model) else (lambda: model)
+        return self.cost_many({"model": source}, rng or random.Random(0), progress=False)["model"]
 
     def runner(self, model: bytes) -> Runner | None:
         """A callable that runs the model here (parity, accuracy on the device); None when the target

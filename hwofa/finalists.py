@@ -2,11 +2,14 @@
 device before one is chosen.
 
 Predictions choose the finalists; a measurement (or, on a cost-model target, the model) chooses
-among them: the most accurate finalist whose measured latency meets the budget ships. When none
-does, the next points of the front below the fastest failing one are measured (at most
-EXTRA_ROUNDS more rounds); when still none does, the closest one is kept and reported as missing
-its budget. A round's finalists are timed together by the target's one routine (interleaved),
-as timing-only exports (BN not recalibrated: the same graph, so the same latency).
+among them: the most accurate finalist whose measured latency meets the budget ships. Measured
+(not modelled) latency keeps a margin for the noise of measuring again (the machine's
+repeatability from its LUT build): a finalist is chosen when it is within budget / (1 + margin).
+When none is, the next points of the front below the fastest failing one are measured (at most
+EXTRA_ROUNDS more rounds); when still none is, the most accurate that meets the budget itself is
+kept, else the closest one, reported as missing its budget. A round's finalists are timed together
+by the target's one routine (interleaved), as timing-only exports (BN not recalibrated: the same
+graph, so the same latency); the chosen one's bundle model is measured again (see `settle`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from profiler import Timing
 log = logging.getLogger(__name__)
 FINALISTS = 3
 EXTRA_ROUNDS = 2
+MAX_MARGIN = 0.10
 
 
 @dataclass
@@ -68,10 +72,12 @@ class Choice:
     rounds: int
     measured: bool = True
     note: str = ""
+    margin: float = 0.0  # room kept for re-measurement noise (a fraction of the budget's reach)
 
     def to_dict(self, budget_ms: float) -> dict[str, Any]:
         return {"finalists": [f.to_dict(budget_ms) for f in self.finalists], "rounds": self.rounds,
-                "finalists_measured": self.measured, "met_budget": self.met, "note": self.note}
+                "finalists_measured": self.measured, "met_budget": self.met,
+                "margin_pct": round(100 * self.margin, 2), "note": self.note}
 
 
 def measure_round(ex: Exporter, points: list[Any], rnd: int, rng: random.Random) -> list[Finalist]:
@@ -83,26 +89,43 @@ def measure_round(ex: Exporter, points: list[Any], rnd: int, rng: random.Random)
 
 
 def choose(ex: Exporter, front: Any, budget_ms: float, k: int = FINALISTS, rng: random.Random | None = None,
-           extra_rounds: int = EXTRA_ROUNDS) -> Choice:
-    """Measure the k most accurate front points under the budget and choose (see the module doc)."""
+           extra_rounds: int = EXTRA_ROUNDS, margin: float = 0.0) -> Choice:
+    """Measure the k most accurate front points under the budget and choose (see the module doc).
+    `margin` (a fraction) keeps room for the noise of measuring again: a finalist is chosen when its
+    measured latency is within budget / (1 + margin); one that only meets the budget itself is kept
+    when none does."""
     rng = rng or random.Random(0)
-    points = sorted(front.under(budget_ms, k), key=lambda p: -p.predicted_top1)
+    target = budget_ms / (1 + margin)
+    points = sorted(_under(front, target, budget_ms, k), key=lambda p: -p.predicted_top1)
     finalists: list[Finalist] = []
     for rnd in range(1 + extra_rounds):
         measured = measure_round(ex, points, rnd, rng)
         finalists += measured
-        ok = [f for f in measured if f.meets(budget_ms)]
+        ok = [f for f in measured if f.ms <= target]
         if ok:
-            return Choice(finalists, max(ok, key=lambda f: f.point.predicted_top1), True, rnd + 1)
-        points = next_points(front, measured, finalists, budget_ms, k)
+            return Choice(finalists, max(ok, key=lambda f: f.point.predicted_top1), True, rnd + 1, margin=margin)
+        points = next_points(front, measured, finalists, target, k)
         if not points:
             break
-        log.warning("%s: no finalist meets %.4g ms (fastest %s %.4g ms); measuring %d faster points of the front",
-                    ex.profile.name, budget_ms, ex.target.source, min(f.ms for f in measured), len(points))
+        log.warning("%s: no finalist within %.4g ms (fastest %s %.4g ms); measuring %d faster points of the front",
+                    ex.profile.name, target, ex.target.source, min(f.ms for f in measured), len(points))
+    met = [f for f in finalists if f.meets(budget_ms)]
+    if met:
+        return Choice(finalists, max(met, key=lambda f: f.point.predicted_top1), True, rnd + 1, margin=margin,
+                      note=f"none within the {100 * margin:.1f} % margin; the most accurate that meets the budget "
+                      "itself is kept")
     closest = min(finalists, key=lambda f: f.ms)
     note = (f"no finalist met the budget in {rnd + 1} round(s) of measurement ({len(finalists)} subnets; fastest "
             f"{ex.target.source} {closest.ms:.4g} ms against {budget_ms:g} ms); the closest is kept")
-    return Choice(finalists, closest, False, rnd + 1, note=note)
+    return Choice(finalists, closest, False, rnd + 1, margin=margin, note=note)
+
+
+def _under(front: Any, target: float, budget_ms: float, k: int) -> list[Any]:
+    """The first finalists: under the budget less the margin, or under the budget where nothing is."""
+    try:
+        return front.under(target, k)
+    except UserError:
+        return front.under(budget_ms, k)
 
 
 def next_points(front: Any, measured: list[Finalist], seen: list[Finalist], budget_ms: float, k: int) -> list[Any]:
@@ -150,3 +173,11 @@ def settle(ex: Exporter, choice: Choice, budget_ms: float) -> tuple[Candidate, T
     assert best is not None
     choice.chosen = best[2]
     return best[0], best[1]
+
+
+def margin_for(source: str, repeatability_pct: float | None) -> float:
+    """The margin for re-measurement noise: none for a cost model (deterministic); for a measurement, the
+    machine's repeatability (median change of a subnet measured twice, from the LUT build), at most MAX_MARGIN."""
+    if source != "measured" or not repeatability_pct:
+        return 0.0
+    return min(MAX_MARGIN, max(0.0, repeatability_pct / 100))

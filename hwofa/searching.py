@@ -13,7 +13,7 @@ from typing import Any
 
 from hwofa.budgets import DeviceBudget, check_feasible
 from hwofa.common import UserError, sha256_file
-from hwofa.finalists import FINALISTS, Choice, choose, predicted_only
+from hwofa.finalists import FINALISTS, Choice, choose, margin_for, predicted_only
 from hwofa.luts import cached_table, device_table, warn_if_degraded
 from hwofa.searchfile import SEARCH_FORMAT, kept_fronts
 from hwofa.session import Session
@@ -141,8 +141,10 @@ def pick(session: Session, ds: DeviceSearch, k: int = FINALISTS) -> Choice:
     if ds.cannot_run:
         ds.choice = predicted_only(ds.front, ds.budget_ms, k, ds.cannot_run)
     else:
-        ds.choice = choose(session.exporter(ds.device.profile), ds.front, ds.budget_ms, k,
-                           random.Random(session.seed))
+        ex = session.exporter(ds.device.profile)
+        rep = (ds.table.header.get("quality") or {}).get("repeatability") or {}
+        ds.choice = choose(ex, ds.front, ds.budget_ms, k, random.Random(session.seed),
+                           margin=margin_for(ex.target.source, rep.get("median_abs_pct")))
     ds.seconds["finalists"] = round(time.time() - t0, 1)
     return ds.choice
 

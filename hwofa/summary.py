@@ -19,7 +19,9 @@ def finalists_line(entry: dict[str, Any]) -> str:
                     f"{'✓' if f['meets_budget'] else '✗'}" for f in fs)
     rounds = entry.get("rounds", 1)
     more = f" in {rounds} rounds" if rounds > 1 else ""
-    line = f"{len(fs)} finalists {how}{more}: {figs} ms (budget {entry['budget_ms']:g} ms)"
+    pct = entry.get("margin_pct")
+    margin = f", chosen within a {pct:g} % margin for measuring again" if pct else ""
+    line = f"{len(fs)} finalists {how}{more}: {figs} ms (budget {entry['budget_ms']:g} ms{margin})"
     return line + (f"; {entry['note']}" if entry.get("note") else "")
 
 

@@ -12,7 +12,7 @@ from export.crossdevice import Cell, CrossDeviceReport, Subnet
 from export.fronts_plot import Panel, fronts_png
 from hwofa.budgets import device_budgets, split_device
 from hwofa.common import UserError
-from hwofa.finalists import choose, settle
+from hwofa.finalists import choose, margin_for, settle
 from profiler import Timing
 
 
@@ -157,3 +157,15 @@ def test_fronts_png(tmp_path):
               Panel("b", 0.2, [(0.05, 0.8), (0.3, 0.9)], "modelled", [], None)]
     fronts_png(tmp_path / "fronts.png", panels, "t")
     assert (tmp_path / "fronts.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_measured_latency_keeps_a_margin_for_measuring_again():
+    ex = FakeExporter(scale=1.0)
+    choice = choose(ex, FakeFront(), 0.5, k=3, margin=0.1)  # within 0.4545 ms: p4 (0.5 ms) is not a finalist
+    assert ex.rounds == [["p1", "p2", "p3"]] and choice.chosen.point.arch.name == "p3"
+    assert choice.to_dict(0.5)["margin_pct"] == 10.0
+    ex = FakeExporter(scale=1.2)  # p3 measures 0.48: over the margin, within the budget; no more rounds
+    choice = choose(ex, FakeFront(), 0.5, k=1, margin=0.1, extra_rounds=0)
+    assert choice.met and choice.chosen.point.arch.name == "p3" and "none within the 10.0 % margin" in choice.note
+    assert margin_for("modelled", 5.0) == 0.0 and margin_for("measured", 5.0) == pytest.approx(0.05)
+    assert margin_for("measured", 40.0) == 0.10 and margin_for("measured", None) == 0.0

@@ -9,6 +9,7 @@ the non-dominated set of every arch evaluated, and it always holds the exact min
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -32,6 +33,7 @@ from evolve.operators import (
     infeasible,
     initial,
     make_toolbox,
+    score,
     unique,
 )
 from hwofa.common import NUMBER, UserError, require_fields
@@ -100,20 +102,25 @@ def select_front(pop: list[Any], k: int) -> list[Any]:
     return tools.selNSGA2(unique(pop), k, nd="log")
 
 
-def adopt(kids: list[Any], genomes: np.ndarray, own: list[Any], latency: GenomeLatency,
+def adopt(kids: list[Any], genomes: np.ndarray, own: list[Any], pop: list[Any], latency: GenomeLatency,
           budget: float) -> list[Any]:
-    """This device's candidates among all devices' children (`genomes`: theirs as one array): its own,
-    and a copy of each other child with its latency on this device, where that fits."""
+    """This device's candidates among all devices' children (`genomes`: theirs as one array, all scored):
+    its own, and a copy of each other child that fits its limit and that no member of its population
+    dominates or equals (such a child would rank behind the population, whose best front is usually full)."""
     if len(own) == len(kids):
         return own
+    ranked = sorted((ind.latency_ms, ind.top1) for ind in pop)
+    lats, best = [lat for lat, _ in ranked], list(itertools.accumulate((t for _, t in ranked), max))
     mine = {id(kid) for kid in own}
     out = []
     for kid, lat in zip(kids, latency.of_many(genomes), strict=True):
         if id(kid) in mine:
             out.append(kid)
-        elif lat <= budget:
+            continue
+        i = bisect.bisect_right(lats, lat)
+        if lat <= budget and (i == 0 or best[i - 1] < kid.top1):
             ind = clone(kid)
-            ind.latency_ms, ind.key = lat, kid.key
+            ind.latency_ms, ind.key, ind.top1 = lat, kid.key, kid.top1
             out.append(ind)
     return out
 
@@ -140,14 +147,16 @@ def search_fronts(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache,
     """One front per device (`latencies`: device -> LUT), each up to its `max_latency_ms` (default: no limit).
 
     Devices are searched together: each generation every device breeds its share of `population`
-    children, and every device selects from all of them (those within its limit), so each still sees
-    `population` candidates per generation while breeding, the predictor and the arch cache are shared.
+    children, all are scored in one predictor batch, and every device selects from its own children plus
+    the others' that fit its limit and that its population does not dominate. So breeding, the predictor
+    and the arch cache are shared, and each device still sees up to `population` candidates a generation.
     A device's front therefore depends on which devices it was searched with (and on the seed).
     `mutation_prob` defaults to 1 / genome length: on the shipped space, 0.1 left the front about 0.2
     points of predicted top-1 below the single-budget search at a budget, 1 / length about level with it."""
     t0 = time.perf_counter()
     mutation_prob = 1 / len(gene_ranges(space)) if mutation_prob is None else mutation_prob
-    cache = accuracy if isinstance(accuracy, AccuracyCache) else AccuracyCache(GenomeLayout(space), accuracy)
+    layout = GenomeLayout(space)
+    cache = accuracy if isinstance(accuracy, AccuracyCache) else AccuracyCache(layout, accuracy)
     limits = dict(max_latency_ms or {})
     tbs = {d: _device_toolbox(space, cache, lat, rng, limits.get(d), mutation_prob) for d, lat in latencies.items()}
     pops = {d: tb.select(initial(tb, population, tb.seeds), population) for d, tb in tbs.items()}
@@ -155,9 +164,10 @@ def search_fronts(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache,
     for _ in range(generations):
         bred = {d: breed(tb, pops[d], n, cx_prob, rng) for (d, tb), n in zip(tbs.items(), shares, strict=True)}
         kids = [kid for own in bred.values() for kid in own]
+        score(kids, layout, cache)  # one predictor batch for every device's children
         genomes = np.asarray(kids, dtype=np.int64)
         for d, tb in tbs.items():
-            children = tb.adopt(kids, genomes, bred[d])
+            children = tb.adopt(kids, genomes, bred[d], pops[d])
             tb.evaluate(children)
             pops[d] = tb.select(pops[d] + children, population)
     seconds = time.perf_counter() - t0

@@ -146,20 +146,27 @@ def breed(tb: base.Toolbox, pop: list[Any], n: int, cx_prob: float, rng: random.
     return children
 
 
+def score(inds: list[Any], layout: GenomeLayout, accuracy: AccuracyCache) -> None:
+    """Set `key` and predicted `top1` where missing (one predictor batch). Breed and adopt set keys; they
+    are never stale, as children are fresh clones."""
+    for ind in inds:
+        if not hasattr(ind, "key"):
+            ind.key = layout.key(ind)
+    todo = [ind for ind in inds if not hasattr(ind, "top1")]
+    if todo:
+        for ind, top1 in zip(todo, accuracy([ind.key for ind in todo], todo), strict=True):
+            ind.top1 = top1
+
+
 def evaluate(pop: list[Any], layout: GenomeLayout, accuracy: AccuracyCache,
              archive: dict[Key, tuple[float, float]], objectives: int) -> None:
     """Fitness of the individuals that lack one: (top-1,) or (top-1, latency); every arch seen goes
     into `archive` as key -> (latency, top-1)."""
     todo = [ind for ind in pop if not ind.fitness.valid]
-    if not todo:
-        return
+    score(todo, layout, accuracy)
     for ind in todo:
-        if not hasattr(ind, "key"):  # breed and adopt set it; keys are never stale (children are fresh clones)
-            ind.key = layout.key(ind)
-    keys = [ind.key for ind in todo]
-    for ind, key, top1 in zip(todo, keys, accuracy(keys, todo), strict=True):
-        ind.fitness.values = (top1, ind.latency_ms)[:objectives]
-        archive[key] = (ind.latency_ms, top1)
+        ind.fitness.values = (ind.top1, ind.latency_ms)[:objectives]
+        archive[ind.key] = (ind.latency_ms, ind.top1)
 
 
 def unique(pop: list[Any]) -> list[Any]:

@@ -154,6 +154,8 @@ def search_fronts(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache,
     `mutation_prob` defaults to 1 / genome length: on the shipped space, 0.1 left the front about 0.2
     points of predicted top-1 below the single-budget search at a budget, 1 / length about level with it."""
     t0 = time.perf_counter()
+    if not latencies:
+        raise UserError("no device to search a front for.")
     mutation_prob = 1 / len(gene_ranges(space)) if mutation_prob is None else mutation_prob
     layout = GenomeLayout(space)
     cache = accuracy if isinstance(accuracy, AccuracyCache) else AccuracyCache(layout, accuracy)
@@ -171,9 +173,11 @@ def search_fronts(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache,
             tb.evaluate(children)
             pops[d] = tb.select(pops[d] + children, population)
     seconds = time.perf_counter() - t0
-    settings = {"population": population, "generations": generations, "cx_prob": cx_prob,
-                "mutation_prob": mutation_prob, "searched_with": sorted(tbs), "predictor_calls": cache.calls,
-                "algorithm": "NSGA-II (selNSGA2), repair"}
+    settings: dict[str, Any] = {"population": population, "generations": generations, "cx_prob": cx_prob,
+                                "mutation_prob": mutation_prob, "predictor_calls": cache.calls,
+                                "algorithm": "NSGA-II (selNSGA2), repair"}
+    if len(tbs) > 1:  # the front depends on them; `seconds` is the joint search's
+        settings["searched_with"] = sorted(tbs)
     return {d: Front([FrontPoint(tb.layout.arch(k), lat, top1) for k, lat, top1 in sweep(tb.archive)],
                      len(tb.archive), seconds, {**settings, "max_latency_ms": limits.get(d)})
             for d, tb in tbs.items()}

@@ -116,3 +116,5 @@ def test_devices_searched_together_share_the_predictor():
     again = search_fronts(space, FakeAccuracy(space), tables, random.Random(3), population=12, generations=10,
                           max_latency_ms=cap)
     assert all(again[d].points == fronts[d].points for d in fronts)
+    with pytest.raises(UserError, match="no device"):
+        search_fronts(space, acc, {}, random.Random(3))

@@ -94,13 +94,20 @@ def test_infeasible_budget_for_one_device_names_it_before_any_lut_is_built(capsy
     assert not (tmp_path / "o").exists()
 
 
-def test_two_devices_one_run(capsys, tmp_path, ranges, tiny_run_with_predictor, second_device):
+def test_two_devices_one_run(capsys, tmp_path, monkeypatch, ranges, tiny_run_with_predictor, second_device):
+    import supernet.checkpoint
+
+    loads = []
+    real_load = supernet.checkpoint.load_tensors
+    monkeypatch.setattr(supernet.checkpoint, "load_tensors", lambda p, what, *a: loads.append(what) or
+                        real_load(p, what, *a))
     budgets = {d: lo + 0.6 * (hi - lo) + 0.05 for d, (lo, hi) in ranges.items()}
     out = tmp_path / "out"
     devices = [f"{d}={b:.4f}" for d, b in budgets.items()]
     code, stdout, err = run_cli(capsys, "run", "--device", devices[0], "--device", devices[1],
                                 "--supernet", tiny_run_with_predictor, "--out", out)
     assert code == 0, err + stdout
+    assert loads.count("supernet") <= 2  # once for the run; once more inside evolve.load_predictor's own check
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["cpu-onnxruntime", second_device, "report.json", "report.md", "fronts.png", "search.json"])
     search = json.loads((out / "search.json").read_text())

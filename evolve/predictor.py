@@ -106,8 +106,10 @@ def build_predictor(run: str | os.PathLike, n_subnets: int = 500, seed: int = 0,
     return {k: v for k, v in report.items() if k not in ("samples", "space", "heldout_indices")}
 
 
-def load_predictor(run: str | os.PathLike, space: SearchSpace) -> AccuracyPredictor:
-    """Load and check a predictor against the supernet it must belong to."""
+def load_predictor(run: str | os.PathLike, space: SearchSpace,
+                   supernet_sha256: str | None = None) -> AccuracyPredictor:
+    """Load and check a predictor against the supernet it must belong to. A caller that has loaded the
+    supernet passes its `weights_sha256`, so it is not loaded again for the check."""
     run = Path(run)
     path = run / "accuracy_predictor.json"
     if not path.is_file():
@@ -115,8 +117,9 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace) -> AccuracyPredic
     meta = read_json(path, "accuracy predictor")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"'{path}' is not a hwofa accuracy predictor (format '{FORMAT}').")
-    _, sn_meta = load_supernet(run)
-    if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != sn_meta.weights_sha256:
+    if supernet_sha256 is None:
+        supernet_sha256 = load_supernet(run)[1].weights_sha256
+    if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != supernet_sha256:
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
                         f"`hwofa predictor --supernet {run}`.")
     require_fields(meta, {"hidden": list}, "accuracy predictor", path)

@@ -39,6 +39,9 @@ def test_build_and_load_predictor(tiny_run_with_predictor):
     assert out.shape == (2,) and np.all(np.isfinite(out))
     with pytest.raises(UserError, match="another supernet"):
         load_predictor(run, SearchSpace())
+    with pytest.raises(UserError, match="another supernet"):
+        load_predictor(run, space, supernet_sha256="0" * 64)
+    assert load_predictor(run, space, meta["supernet_sha256"]).predict([space.largest()]) == pytest.approx(out[:1])
 
 
 def test_measure_resumes_without_remeasuring(tiny_run, monkeypatch):

@@ -15,12 +15,17 @@ def finalists_line(entry: dict[str, Any]) -> str:
     if not entry.get("finalists_measured", True):
         return f"{len(fs)} finalists NOT measured: {entry.get('note', '')}"
     how = "modelled" if any("modelled_ms" in f for f in fs) else "measured"
-    figs = " ".join(f"{f.get('modelled_ms', f.get('measured_p50_ms', float('nan'))):.3f} "
-                    f"{'✓' if f['meets_budget'] else '✗'}" for f in fs)
+    pct = entry.get("margin_pct") or 0.0
+    target = entry["budget_ms"] / (1 + pct / 100)
+
+    def mark(f: dict[str, Any]) -> str:
+        ms = f.get("modelled_ms", f.get("measured_p50_ms", float("nan")))
+        return f"{ms:.3f} {'✓' if ms <= target else '≈' if f['meets_budget'] else '✗'}"
+
+    figs = " ".join(mark(f) for f in fs)
     rounds = entry.get("rounds", 1)
     more = f" in {rounds} rounds" if rounds > 1 else ""
-    pct = entry.get("margin_pct")
-    margin = f", chosen within a {pct:g} % margin for measuring again" if pct else ""
+    margin = f"; ✓ within a {pct:g} % margin for measuring again, ≈ within the budget only" if pct else ""
     line = f"{len(fs)} finalists {how}{more}: {figs} ms (budget {entry['budget_ms']:g} ms{margin})"
     return line + (f"; {entry['note']}" if entry.get("note") else "")
 

@@ -62,7 +62,7 @@ class Session:
         if self._predictor is None:
             from evolve import load_predictor
 
-            self._predictor = load_predictor(self.run, self.space)
+            self._predictor = load_predictor(self.run, self.space, self.meta.weights_sha256)
         return self._predictor
 
     @property

@@ -45,7 +45,8 @@ def end_to_end(capsys, tmp_path: Path, dataset: str, data_dir: Path, recipe: dic
               "--out", run],
              ["predictor", "--supernet", run, "--subnets", 10, "--data-dir", data_dir],
              ["profile", "--device", device, "--supernet", run],
-             ["search", "--device", device, "--latency-ms", "1e9", "--supernet", run, "--out", tmp_path / "s.json"],
+             ["search", "--device", device, "--latency-ms", "1e9", "--supernet", run, "--out", tmp_path / "s.json",
+              "--data-dir", data_dir],  # search measures its finalists: exported from the run's dataset
              ["export", "--search", tmp_path / "s.json", "--device", device, "--supernet", run, "--out", out,
               "--data-dir", data_dir]]
     for argv in steps:

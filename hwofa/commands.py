@@ -93,9 +93,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     fid, build_s = table.calibration["fidelity"], table.header.get("build_seconds", float("nan"))
     q = table.header.get("quality", {})
     modelled = table.header.get("source") == "modelled"
-    how = ("modelled by a cost model (no timing rounds)" if modelled else
-           f"{q.get('entry_rounds_replaced', 0)} of {q.get('entry_rounds', 0)} entry rounds set aside (disturbed by "
-           "outside load or out of agreement)")
+    if modelled:
+        how = "modelled by a cost model (no timing rounds)"
+    elif table.header.get("kind") == "command":
+        how = "latencies reported by the device's command (several invocations each, median)"
+    else:
+        how = (f"{q.get('entry_rounds_replaced', 0)} of {q.get('entry_rounds', 0)} entry rounds set aside "
+               "(disturbed by outside load or out of agreement)")
     echo(f"{('modelled' if modelled else 'measured') if built else 'cached'} LUT for {args.device}: {path}\n"
          f"  {len(table.entries)} entries, built in {build_s:.0f} s ({elapsed(t0)} now); {how}\n"
          f"  fidelity on {fid['n']} whole subnets ({fid['method']}): {100 * fid['within_10pct']:.0f} % within "

@@ -102,7 +102,8 @@ def main() -> None:
     claimed = acc.get("top1", acc["top1_onnx"])  # the shipped model's top-1 (int8 where the device runs int8)
     result = {"bundle": str(bundle), "device": meta["device"], "precision": meta.get("precision", "fp32"),
               "claimed_top1": claimed, "remeasured_top1": top1, "top1_diff": top1 - claimed,
-              "top1_fp32": (meta.get("quantization") or {}).get("top1_fp32", acc["top1_onnx"]), "budget_ms": lat["budget"],
+              "top1_fp32": (meta.get("quantization") or {}).get("top1_fp32", acc["top1_onnx"]),
+              "budget_ms": lat["budget"],
               "latency_source": lat.get("source")}
     if "measured_p50" in lat:
         if meta["runtime"]["name"] == "openvino":

@@ -4,7 +4,7 @@ beat uniform scaling?
 For `--budgets N` budgets spread over the device's range (its fastest subnet .. its largest
 subnet, from the cached LUT), the whole pipeline runs at each (`hwofa run`), and each bundle
 is re-measured independently: a plain onnxruntime session on the bundle's model.onnx, timed
-by a perf_counter loop (median of 5 rounds; benchmarks/reverify_bundle.py). Reported:
+by a perf_counter loop (median of 9 rounds spread over ~5 s; benchmarks/reverify_bundle.py). Reported:
 - compliance: the share of bundles whose independently measured p50 is <= the budget;
 - budget use: the median of measured / budget;
 - accuracy against the uniform-scaling baseline at the same budget: the uniform subnet (the same
@@ -90,7 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu-onnxruntime")
     ap.add_argument("--budgets", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=1000, help="calls per independent timing (5 rounds)")
+    ap.add_argument("--runs", type=int, default=1000, help="calls per independent timing (at least; 9 rounds)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/hwofa-sweep"))
     args = ap.parse_args()
     prof = load_profile(args.device)

@@ -4,8 +4,9 @@ Reads only `model.json` and `model.onnx`; loads the Fashion-MNIST test split fro
 files with numpy, preprocesses each image with pillow exactly as `model.json`'s
 `preprocess` block describes, runs onnxruntime with the runtime settings it records, then
 compares top-1 (the shipped model's: int8 for an int8 device) and a plain perf_counter latency
-loop against the bundle's figures. A modelled bundle (a cost-model device) has no measured
-latency to compare: its figure is reproduced by benchmarks/zigzag_reproduce.py instead.
+loop (9 rounds spread over ~5 s, median of the round medians) against the bundle's figures.
+A modelled bundle (a cost-model device) has no measured latency to compare: its figure is
+reproduced by benchmarks/zigzag_reproduce.py instead.
 
     python benchmarks/reverify_bundle.py out [--data-dir /usr/share/datasets/fashion-mnist]
 writes benchmarks/results/reverify_bundle_<device>.json
@@ -45,22 +46,29 @@ def preprocess(images: np.ndarray, pre: dict) -> np.ndarray:
     return (out - np.float32(pre["mean"][0])) / np.float32(pre["std"][0])
 
 
+ROUNDS, ROUND_S, GAP_S = 9, 0.2, 0.3  # rounds spread over ~5 s: one burst of outside load cannot own the median
+
+
 def time_plain(sess: ort.InferenceSession, name: str, one: np.ndarray, runs: int) -> tuple[float, list[float]]:
-    """Median of 5 rounds' medians of a plain perf_counter loop: robust to a noisy shared core."""
+    """Median of 9 rounds' medians of a plain perf_counter loop, the rounds spread over ~5 s."""
     return time_calls(lambda: sess.run(None, {name: one}), runs)
 
 
 def time_calls(call, runs: int) -> tuple[float, list[float]]:
+    """A plain timer: 200 warm-up calls, then ROUNDS rounds of >= runs/ROUNDS calls and >= ROUND_S seconds,
+    GAP_S apart; the median of the round medians (no canary, no disturbance detection)."""
     for _ in range(200):
         call()
     rounds = []
-    for _ in range(5):
-        times = []
-        for _ in range(runs // 5):
+    for _ in range(ROUNDS):
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < runs // ROUNDS or time.perf_counter() - start < ROUND_S:
             t = time.perf_counter()
             call()
             times.append((time.perf_counter() - t) * 1e3)
         rounds.append(statistics.median(times))
+        time.sleep(GAP_S)
     return statistics.median(rounds), rounds
 
 

@@ -50,11 +50,11 @@ def mutate(ind: list[int], ranges: list[int], rng: random.Random, prob: float) -
         return (ind,)
     log_keep = math.log1p(-prob) if prob < 1 else -math.inf
     i = -1
-    while True:
+    while i < len(ind):  # i grows by at least 1 a step
         i += 1 + (0 if prob >= 1 else int(math.log(1.0 - rng.random()) / log_keep))
-        if i >= len(ind):
-            return (ind,)
-        ind[i] = int(rng.random() * ranges[i])
+        if i < len(ind):
+            ind[i] = int(rng.random() * ranges[i])
+    return (ind,)
 
 
 def mate(a: list[int], b: list[int], rng: random.Random) -> tuple[list[int], list[int]]:

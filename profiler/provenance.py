@@ -52,7 +52,11 @@ def stale_reason(table: Any, profile: DeviceProfile, target: Any) -> str | None:
     """Why a stored table may not be reused for `profile` here (None: reusable): the profile, or
     anything the target says its figures depend on (CPU model, runtime or model version,
     accelerator description, the command and the device it reports), changed."""
-    h = table.header
+    return header_stale_reason(table.header, profile, target)
+
+
+def header_stale_reason(h: dict[str, Any], profile: DeviceProfile, target: Any) -> str | None:
+    """`stale_reason` from a LUT header alone."""
     if h.get("profile_digest") != profile.digest():
         return "the device profile changed"
     was, now = h.get("target") or {}, depends_on(target)

@@ -4,7 +4,7 @@ beat uniform scaling?
 For `--budgets N` budgets spread over the device's range (its fastest subnet .. its largest
 subnet, from the cached LUT), the whole pipeline runs at each (`hwofa run`), and each bundle
 is re-measured independently: a plain onnxruntime session on the bundle's model.onnx, timed
-by a perf_counter loop (median of 9 rounds spread over ~5 s; benchmarks/reverify_bundle.py). Reported:
+by a perf_counter loop (median of 9 rounds spread over ~5 s; benchmarks/_plain.py). Reported:
 - compliance: the share of bundles whose independently measured p50 is <= the budget;
 - budget use: the median of measured / budget;
 - accuracy against the uniform-scaling baseline at the same budget: the uniform subnet (the same
@@ -21,31 +21,21 @@ import argparse
 import itertools
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+from _plain import plain_session, time_calls  # benchmarks/_plain.py, beside this script
 
 from export import Exporter
 from hwofa import pipeline
 from profiler import load_profile
 from supernet import ArchSpec, BlockSpec, SearchSpace
 
-sys.path.insert(0, str(Path(__file__).parent))
-from reverify_bundle import time_plain  # noqa: E402
-
-
-def session(model: bytes | str, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
 
 def plain_p50(model: bytes | str, shape: tuple[int, ...], threads: int, runs: int) -> float:
-    sess = session(model, threads)
+    run = plain_session(model, "onnxruntime", threads)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    return time_plain(sess, sess.get_inputs()[0].name, x, runs)[0]
+    return time_calls(lambda: run(x), runs)[0]
 
 
 def uniform_archs(space: SearchSpace) -> list[ArchSpec]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _plain import plain_session  # benchmarks/_plain.py, beside this script
 
 from hwofa import pipeline
 from profiler import load_profile, to_onnx
@@ -32,28 +33,6 @@ from profiler.build import subnet_for
 from profiler.calibration import fidelity
 from profiler.disturb import Disturbance
 from supernet import load_supernet
-
-
-def plain_session(model: bytes, backend: str, threads: int):
-    """The runtime's own API, nothing of hwofa's backends."""
-    if backend == "onnxruntime":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        return lambda x: sess.run(None, {name: x})
-    if backend == "openvino":
-        import openvino as ov
-
-        core = ov.Core()
-        compiled = core.compile_model(core.read_model(model, b""), "CPU",
-                                      {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-                                       "PERFORMANCE_HINT": "LATENCY"})
-        req = compiled.create_infer_request()
-        return lambda x: req.infer({0: x})
-    raise SystemExit(f"no independent timer for backend '{backend}'")
 
 
 def independent_p50(runs: list, rounds: int, round_s: float, seed: int) -> tuple[list[float], list[float]]:

@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+from _plain import plain_session, time_calls  # benchmarks/_plain.py, beside this script
 from PIL import Image
 
 
@@ -46,45 +44,6 @@ def preprocess(images: np.ndarray, pre: dict) -> np.ndarray:
     return (out - np.float32(pre["mean"][0])) / np.float32(pre["std"][0])
 
 
-ROUNDS, ROUND_S, GAP_S = 9, 0.2, 0.3  # rounds spread over ~5 s: one burst of outside load cannot own the median
-
-
-def time_plain(sess: ort.InferenceSession, name: str, one: np.ndarray, runs: int) -> tuple[float, list[float]]:
-    """Median of 9 rounds' medians of a plain perf_counter loop, the rounds spread over ~5 s."""
-    return time_calls(lambda: sess.run(None, {name: one}), runs)
-
-
-def time_calls(call, runs: int) -> tuple[float, list[float]]:
-    """A plain timer: 200 warm-up calls, then ROUNDS rounds of >= runs/ROUNDS calls and >= ROUND_S seconds,
-    GAP_S apart; the median of the round medians (no canary, no disturbance detection)."""
-    for _ in range(200):
-        call()
-    rounds = []
-    for _ in range(ROUNDS):
-        times: list[float] = []
-        start = time.perf_counter()
-        while len(times) < runs // ROUNDS or time.perf_counter() - start < ROUND_S:
-            t = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - t) * 1e3)
-        rounds.append(statistics.median(times))
-        time.sleep(GAP_S)
-    return statistics.median(rounds), rounds
-
-
-def openvino_call(path: Path, runtime: dict, one: np.ndarray):
-    """The bundle's model on plain OpenVINO with the runtime settings model.json records (f32 unless it says
-    otherwise: this CPU would run fp32 models in bf16 by default)."""
-    import openvino as ov
-
-    hint = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}[runtime.get("precision", "fp32")]
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                         "INFERENCE_NUM_THREADS": runtime["threads"],
-                                                         "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
-    return lambda: request.infer({0: one})
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("bundle")
@@ -98,12 +57,9 @@ def main() -> None:
     y = read_idx(next(data.glob("t10k-labels-idx1-ubyte*")))
     inputs = preprocess(x, meta["preprocess"])
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = meta["runtime"]["threads"]
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(bundle / meta["onnx"]["path"]), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    pred = np.concatenate([sess.run(None, {name: inputs[i:i + 500]})[0].argmax(1) for i in range(0, len(y), 500)])
+    model, rt = str(bundle / meta["onnx"]["path"]), meta["runtime"]
+    reference = plain_session(model, "onnxruntime", rt["threads"])  # top-1 on the reference runtime
+    pred = np.concatenate([reference(inputs[i:i + 500])[0].argmax(1) for i in range(0, len(y), 500)])
     top1 = float((pred == y).mean())
 
     acc, lat = meta["accuracy"], meta["latency_ms"]
@@ -114,11 +70,9 @@ def main() -> None:
               "budget_ms": lat["budget"],
               "latency_source": lat.get("source")}
     if "measured_p50" in lat:
-        if meta["runtime"]["name"] == "openvino":
-            p50, rounds = time_calls(openvino_call(bundle / meta["onnx"]["path"], meta["runtime"], inputs[:1]),
-                                     args.runs)
-        else:
-            p50, rounds = time_plain(sess, name, inputs[:1], args.runs)
+        run = plain_session(model, rt["name"], rt["threads"], rt.get("precision", "fp32"))
+        one = inputs[:1]
+        p50, rounds = time_calls(lambda: run(one), args.runs)
         result.update({"timed_with": f"plain {meta['runtime']['name']}", "claimed_p50_ms": lat["measured_p50"],
                        "remeasured_p50_ms": round(p50, 4),
                        "round_p50s_ms": [round(r, 4) for r in rounds], "within_budget": p50 <= lat["budget"],

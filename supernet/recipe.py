@@ -37,6 +37,9 @@ class Recipe:
     phases: list[Phase]
     space: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    # the train/validation split (and a train_limit subset) follows this seed; None: `seed`. Set it to
+    # vary only initialisation, augmentation and subnet sampling across seeds (benchmarks/ps_ablation.py)
+    split_seed: int | None = None
     batch_size: int = 128  # images per optimiser step, over all data-parallel ranks together
     # BN batch statistics are taken over micro-batches of this size (gradients accumulated over them);
     # fixing it makes a run's arithmetic independent of the number of ranks. None: batch_size / ranks.
@@ -48,6 +51,10 @@ class Recipe:
     bn_calib_images: int = 2000
     max_steps_per_epoch: int | None = None
     train_limit: int | None = None
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def search_space(self) -> SearchSpace:
         return SearchSpace.from_dict(self.space) if self.space else SearchSpace()

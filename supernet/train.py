@@ -108,7 +108,7 @@ class Trainer:
                             f"{self.space.num_classes} outputs; set space.num_classes in the recipe.")
         self.micro_batch, self.micro_per_rank = micro_batches(recipe, self.dist.world_size)
         self.mean, self.std = data.mean_std()
-        self.train_idx, self.val_idx = train_val_split(len(data.train_y), recipe.val_size, recipe.seed)
+        self.train_idx, self.val_idx = train_val_split(len(data.train_y), recipe.val_size, recipe.data_seed)
         if recipe.train_limit:
             self.train_idx = self.train_idx[:recipe.train_limit]
         torch.manual_seed(recipe.seed)
@@ -122,7 +122,7 @@ class Trainer:
         return {"dataset": {"name": self.data.name, "sha256": self.data.fingerprint(), "mean": self.mean,
                             "std": self.std,
                             "image_size": list(self.data.train_x.shape[2:]), "classes": self.data.classes,
-                            "val_size": self.recipe.val_size, "split_seed": self.recipe.seed,
+                            "val_size": self.recipe.val_size, "split_seed": self.recipe.data_seed,
                             "train_images": len(self.train_idx)},
                 "recipe": self.recipe.to_dict(), "progress": progress, "history": self.history,
                 "metrics": final or {}}

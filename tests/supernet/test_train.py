@@ -141,3 +141,41 @@ def test_kill_between_weights_and_json_resumes_from_the_committed_copy(tmp_path,
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     assert len(list((run / "train_state").glob("optimizer.*.safetensors"))) == 1  # older states pruned
+
+
+def test_split_seed_fixes_the_data_while_seed_varies_the_rest(fmnist, tmp_path):
+    from supernet.recipe import Recipe
+
+    def trainer(**keys):
+        return Trainer(Recipe.from_dict({**TINY_RECIPE, **keys}), fmnist, tmp_path / "unused")
+
+    a, b, c = trainer(seed=0), trainer(seed=1, split_seed=0), trainer(seed=1)
+    assert torch.equal(a.train_idx, b.train_idx) and torch.equal(a.val_idx, b.val_idx)
+    assert not torch.equal(a.train_idx, c.train_idx)  # without split_seed the data follow the seed
+    assert not torch.equal(a.net.stem[0].weight, b.net.stem[0].weight)  # initialisation follows the seed
+    assert b.meta({"phase": 0, "epoch": 0})["dataset"]["split_seed"] == 0
+
+
+def test_ablation_recipes_have_equal_epochs_and_train_one_subnet_alone():
+    import importlib.util
+    import random
+
+    from supernet.recipe import load_recipe
+    from supernet.train import phase_archs
+
+    spec = importlib.util.spec_from_file_location("ps_ablation", "benchmarks/ps_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    method_recipe, plan = ablation.method_recipe, ablation.plan
+    shipped = load_recipe(None)
+    recipes = {m: method_recipe(shipped, m, 1, 8, 1024) for m, _ in plan([0, 1])}
+    assert {sum(p.epochs for p in r.phases) for r in recipes.values()} == {8}
+    assert [p.name for p in recipes["ps"].phases] == [p.name for p in shipped.phases]
+    assert all(r.split_seed == shipped.seed and r.seed == 1 and r.train_limit == 1024 for r in recipes.values())
+    space = shipped.search_space()
+    rng = random.Random(0)
+    for which, arch in (("smallest", space.smallest()), ("largest", space.largest())):
+        phase = recipes[f"scratch-{which}"].phases[0]
+        assert {phase_archs(space, phase, rng)[0] for _ in range(20)} == {arch}
+    nops = recipes["nops"].phases[0]
+    assert nops.subnets_per_step == 3 and nops.kd_ratio == 0 and nops.kernel_sizes is None

@@ -1,5 +1,5 @@
 """Genome encoding, DEAP operators and search loops (single budget, Pareto front), accuracy predictor,
-baselines (random search, aging evolution)."""
+baselines (random search, aging evolution), the literature's other strategies (REINFORCE, TPE)."""
 
 from evolve._fast import AccuracyCache, LatencyModel
 from evolve.baselines import aging_evolution, random_search
@@ -8,8 +8,9 @@ from evolve.front import Front, FrontPoint, search_front, search_fronts
 from evolve.genome import decode, encode, features, gene_ranges
 from evolve.measure import measure_subnets, sample_archs
 from evolve.predictor import AccuracyPredictor, build_predictor, fit, load_predictor
+from evolve.strategies import reinforce, tpe
 
 __all__ = ["AccuracyCache", "AccuracyPredictor", "Front", "FrontPoint", "LatencyModel", "SearchResult",
            "aging_evolution", "build_predictor", "decode", "encode", "features", "fit", "gene_ranges",
-           "load_predictor", "measure_subnets", "random_search", "sample_archs", "search", "search_front",
-           "search_fronts"]
+           "load_predictor", "measure_subnets", "random_search", "reinforce", "sample_archs", "search", "search_front",
+           "search_fronts", "tpe"]

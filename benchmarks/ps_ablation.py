@@ -10,6 +10,7 @@ Methods (every run: the same training images, the same validation split, batch 1
 - ps-short: the candidate fix when PS loses at this budget (OFA's phases assume a long full-network
   phase): the same four phases, but the full network gets a quarter of the epochs, the elastic
   phases' learning rate is 2e-3 and expand ratio gets the rest (full 2, kernel 1, depth 1, expand 4);
+- ps-short-nokd: ps-short without distillation (is a teacher trained for 2 epochs a help or a drag?);
 - scratch-<subnet>: one subnet trained alone (the recipe restricts every dimension to one value, so
   no other subnet shares its weights), for the smallest, the middle and the largest subnet.
 Each run is evaluated as the shipped supernet is: the subnet extracted, BN recalibrated on 2 000
@@ -70,8 +71,10 @@ def method_recipe(shipped: Recipe, method: str, seed: int, epochs: int, train_im
     lr = shipped.phases[0].lr
     if method == "ps":
         phases = scaled_phases(shipped, epochs)
-    elif method == "ps-short":
-        phases = [p.__dict__ | {"lr": p.lr if i == 0 else 2e-3} for i, p in enumerate(shipped.phases)]
+    elif method in ("ps-short", "ps-short-nokd"):
+        kd = {"kd_ratio": 0.0} if method.endswith("nokd") else {}
+        phases = [p.__dict__ | {"lr": p.lr if i == 0 else 2e-3} | (kd if i else {})
+                  for i, p in enumerate(shipped.phases)]
         for p, n in zip(phases, short_epochs(epochs), strict=True):
             p["epochs"] = n
     elif method == "nops":
@@ -88,7 +91,7 @@ def plan(seeds: list[int]) -> list[tuple[str, int]]:
     first = [(m, s) for s in seeds[:1] for m in ("ps", "nops", "scratch-smallest")]
     spread = [(m, s) for s in seeds[1:] for m in ("scratch-smallest", "ps", "nops")]
     return first + spread + [("scratch-middle", seeds[0]), ("scratch-largest", seeds[0])] + \
-        [("ps-short", s) for s in seeds]
+        [("ps-short", seeds[0]), ("ps-short-nokd", seeds[0])]  # candidate fixes: one seed each
 
 
 def finished(work: Path, method: str, seed: int) -> bool:

@@ -175,7 +175,9 @@ def main() -> None:
                        "host": "2-core Intel Xeon CPU, shared with other jobs (seconds are wall time, loaded)",
                        "command": "python benchmarks/ps_ablation.py "
                                   f"--epochs {args.epochs} --train-images {args.train_images} "
-                                  f"--seeds {' '.join(map(str, args.seeds))}"},
+                                  f"--seeds {' '.join(map(str, args.seeds))}"
+                                  + (f" --threads {args.threads}" if args.threads else "")
+                                  + " (candidates and the last runs in a second process with --methods)"},
             "runs": rows, "summary": summarise(rows), "complete": len(rows) == len(plan(args.seeds))})
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evolve.genome import decode, feature_size, gene_ranges
+from evolve.genome import FEATURE_SETS, decode, feature_size, gene_ranges
 from supernet import ArchSpec, BlockSpec, SearchSpace
 
 Key = tuple[int, ...]
@@ -63,22 +63,36 @@ class GenomeLayout:
             out += range(o, o + 1 + 2 * self.depths[g[o]])
         return out
 
-    def features(self, genomes: list[list[int]]) -> np.ndarray:
+    def features(self, genomes: list[list[int]], kind: str = "onehot") -> np.ndarray:
         """`genome.features` of the decoded archs, computed from the genomes in one go."""
-        sp = self.space
-        nk, ne, md = len(sp.kernel_sizes), len(sp.expand_ratios), sp.max_depth
+        if kind not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {kind!r}; known: {FEATURE_SETS}")
         g = np.asarray(genomes, dtype=np.int64).reshape(len(genomes), len(self.ranges))
+        md, offs = self.space.max_depth, np.asarray(self.offsets)
+        depth = np.asarray(self.depths)[g[:, offs]]                                       # (n, stages)
+        active = (np.arange(md)[None, None, :] < depth[:, :, None]).reshape(len(g), -1)  # (n, stages * md)
+        k_gene = (offs[:, None] + 1 + 2 * np.arange(md)[None, :]).reshape(-1)
+        return (self._slots if kind == "slots" else self._onehot)(g, depth, active, k_gene)
+
+    def _onehot(self, g: np.ndarray, depth: np.ndarray, active: np.ndarray, k_gene: np.ndarray) -> np.ndarray:
+        sp = self.space
+        nk, ne = len(sp.kernel_sizes), len(sp.expand_ratios)
         rows = np.arange(len(g))[:, None]
         out = np.zeros((len(g), feature_size(sp)), np.float32)
         out[rows[:, 0], g[:, 0]] = 1
-        offs = np.asarray(self.offsets)
-        slots = np.arange(md)
-        depth = np.asarray(self.depths)[g[:, offs]]                            # (n, stages)
-        active = (slots[None, None, :] < depth[:, :, None]).reshape(len(g), -1)  # (n, stages * md)
-        k_gene = (offs[:, None] + 1 + 2 * slots[None, :]).reshape(-1)
-        col = len(sp.resolutions) + np.arange(sp.num_stages * md) * (nk + ne)
+        col = len(sp.resolutions) + np.arange(sp.num_stages * sp.max_depth) * (nk + ne)
         out[rows, col + g[:, k_gene]] = active
         out[rows, col + nk + g[:, k_gene + 1]] = active
+        return out
+
+    def _slots(self, g: np.ndarray, depth: np.ndarray, active: np.ndarray, k_gene: np.ndarray) -> np.ndarray:
+        """The slots features sit where their genes sit: values in place of choice indices, zero where inactive."""
+        sp = self.space
+        out = np.zeros(g.shape, np.float32)
+        out[:, 0] = np.asarray(sp.resolutions)[g[:, 0]]
+        out[:, self.offsets] = depth
+        out[:, k_gene] = np.asarray(sp.kernel_sizes)[g[:, k_gene]] * active
+        out[:, k_gene + 1] = np.asarray(sp.expand_ratios)[g[:, k_gene + 1]] * active
         return out
 
 
@@ -182,7 +196,8 @@ class AccuracyCache:
 
     def _predict(self, genomes: list[list[int]]) -> list[float]:
         if hasattr(self.model, "predict_features"):
-            out = self.model.predict_features(self.layout.features(genomes))
+            kind = getattr(self.model, "feature_set", "onehot")
+            out = self.model.predict_features(self.layout.features(genomes, kind))
         else:
             out = self.model.predict([decode(self.layout.space, g) for g in genomes])
         return [float(v) for v in np.asarray(out, dtype=np.float64).reshape(-1)]

@@ -53,21 +53,44 @@ def active_genes(space: SearchSpace, genome: list[int]) -> list[int]:
     return idx
 
 
-def feature_size(space: SearchSpace) -> int:
+FEATURE_SETS = ("onehot", "slots")
+
+
+def feature_size(space: SearchSpace, kind: str = "onehot") -> int:
+    if kind == "slots":
+        return 1 + space.num_stages * (1 + 2 * space.max_depth)
     per_slot = len(space.kernel_sizes) + len(space.expand_ratios)
     return len(space.resolutions) + space.num_stages * space.max_depth * per_slot
 
 
-def features(space: SearchSpace, archs: list[ArchSpec]) -> np.ndarray:
-    """One-hot resolution, then per block slot one-hot kernel and expand (zeros where inactive)."""
-    nk, ne = len(space.kernel_sizes), len(space.expand_ratios)
-    out = np.zeros((len(archs), feature_size(space)), np.float32)
+def features(space: SearchSpace, archs: list[ArchSpec], kind: str = "onehot") -> np.ndarray:
+    """The predictor's input rows, one of FEATURE_SETS:
+    - onehot: one-hot resolution, then per block slot one-hot kernel and expand (zeros where inactive);
+    - slots: the resolution, per stage its depth then per block slot kernel_size and expand_ratio as
+      numbers (zeros where inactive)."""
+    if kind not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {kind!r}; known: {FEATURE_SETS}")
+    out = np.zeros((len(archs), feature_size(space, kind)), np.float32)
     for i, arch in enumerate(archs):
-        out[i, space.resolutions.index(arch.resolution)] = 1
-        base = len(space.resolutions)
-        for s, stage in enumerate(arch.stages):
-            for b, block in enumerate(stage):
-                o = base + (s * space.max_depth + b) * (nk + ne)
-                out[i, o + space.kernel_sizes.index(block.kernel_size)] = 1
-                out[i, o + nk + space.expand_ratios.index(block.expand_ratio)] = 1
+        (_slots if kind == "slots" else _onehot)(space, arch, out[i])
     return out
+
+
+def _onehot(space: SearchSpace, arch: ArchSpec, row: np.ndarray) -> None:
+    nk, ne = len(space.kernel_sizes), len(space.expand_ratios)
+    row[space.resolutions.index(arch.resolution)] = 1
+    base = len(space.resolutions)
+    for s, stage in enumerate(arch.stages):
+        for b, block in enumerate(stage):
+            o = base + (s * space.max_depth + b) * (nk + ne)
+            row[o + space.kernel_sizes.index(block.kernel_size)] = 1
+            row[o + nk + space.expand_ratios.index(block.expand_ratio)] = 1
+
+
+def _slots(space: SearchSpace, arch: ArchSpec, row: np.ndarray) -> None:
+    row[0] = arch.resolution
+    for s, stage in enumerate(arch.stages):
+        o = _stage_offset(space, s)
+        row[o] = len(stage)
+        for b, block in enumerate(stage):
+            row[o + 1 + 2 * b], row[o + 2 + 2 * b] = block.kernel_size, block.expand_ratio

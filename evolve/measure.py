@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,6 @@ def _onnx_top1(model: Any, images: Any, labels: Any, resolution: int, mean: list
 def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> list[dict[str, Any]]:
     """Measured (arch, validation top-1) pairs, resumed from `<run>/predictor_samples.json`."""
-    import warnings
-
     run = Path(run)
     net, meta = load_supernet(run)
     path = run / SAMPLES_FILE
@@ -68,18 +68,31 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
     archs = [a for a in sample_archs(net.space, n, seed) if a.key() not in done]
     if not archs:
         return state["samples"][:n]
+    for i, (arch, acc) in enumerate(_measured(net, meta, archs, data_dir, progress)):
+        state["samples"].append({"arch": arch.to_dict(), "val_top1": acc})
+        if i % 5 == 4 or i == len(archs) - 1:
+            atomic_write_json(path, state)
+    if len(state["samples"]) < n:
+        raise UserError(f"the search space only holds {len(state['samples'])} distinct subnets; ask for fewer.")
+    return state["samples"][:n]
+
+
+def measure_archs(run: str | os.PathLike, archs: list[ArchSpec], data_dir: str | os.PathLike | None = None,
+                  progress: bool = True) -> list[float]:
+    """Validation top-1 of given archs, measured as the predictor's samples are (e.g. the search's picks)."""
+    net, meta = load_supernet(run)
+    return [acc for _, acc in _measured(net, meta, archs, data_dir, progress)]
+
+
+def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.PathLike | None,
+              progress: bool) -> Iterator[tuple[ArchSpec, float]]:
+    """(arch, validation top-1) one by one: BN recalibrated, the ONNX model run on the reference runtime."""
     ds = meta.dataset
     data = load_dataset(ds.name, data_dir)
     _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
     vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, arch in enumerate(tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet")):
+        for arch in tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet"):
             model = calibrated_subnet(net, meta, data, arch)
-            acc = _onnx_top1(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))
-            state["samples"].append({"arch": arch.to_dict(), "val_top1": acc})
-            if i % 5 == 4 or i == len(archs) - 1:
-                atomic_write_json(path, state)
-    if len(state["samples"]) < n:
-        raise UserError(f"the search space only holds {len(state['samples'])} distinct subnets; ask for fewer.")
-    return state["samples"][:n]
+            yield arch, _onnx_top1(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))

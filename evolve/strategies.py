@@ -11,7 +11,8 @@ counts them:
   batch's reward spread (top-1 differences are a fraction of a point); only the genes active in the
   sampled genome get a gradient (an LSTM controller emits no others); an entropy bonus keeps it
   exploring; Adam ascent. The gradient is taken at the sampled genome: the repair is part of the
-  environment.
+  environment. Once the policy has nearly collapsed it draws archs it has already seen (free, not
+  evaluations) until the draw limit: `result.evaluations` then falls short of `evaluations`.
 - TPE (Bergstra et al. 2011) through optuna's `TPESampler`: one categorical parameter per gene, all
   asked at once (inactive genes are parameters the objective ignores). Multivariate (Falkner et al.
   2018's joint kernel): optuna's independent TPE re-sorts every trial once per parameter, which took

@@ -35,6 +35,21 @@ def latency_section(target: Target, timing: Timing, budget_ms: float | None, pre
     return out
 
 
+def top1_interval(top1: float | None, error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The predicted validation top-1's interval from its predictor's measured errors: `at_picks` (errors at
+    the search's picks, measured for this predictor) where recorded, else `interval` (residuals on random
+    subnets the predictor did not fit). Nominal and measured coverage and the source go with it; None where
+    the predictor reports neither (an older predictor)."""
+    error = error or {}
+    iv = error.get("at_picks") or error.get("interval")
+    if top1 is None or not isinstance(iv, dict):
+        return None
+    measured = iv.get("measured_coverage", iv.get("heldout_coverage"))
+    return {"low": max(0.0, top1 + iv["low"]), "high": min(1.0, top1 + iv["high"]), "coverage": iv["coverage"],
+            "measured_coverage": measured, "basis": "picks" if "at_picks" in error else "random subnets",
+            "from": iv.get("from")}
+
+
 def latency_figure(report: dict[str, Any]) -> tuple[str, float]:
     """(how it was obtained, ms) of a model.json: ("measured p50", x) or ("modelled", x)."""
     lat = report["latency_ms"]
@@ -56,7 +71,8 @@ def bundle_report(ex: Exporter, arch: ArchSpec, v: Verification, timing: Timing,
         "accuracy": {"top1_torch": v.top1_torch, "top1_onnx": v.top1_onnx,
                      "top1": v.top1_onnx if quant is None else quant["top1"],
                      "dataset": ds.name, "split": "test", "images": v.images,
-                     "predicted_val_top1": predicted.get("top1"), "predicted_error": predicted.get("top1_error")},
+                     "predicted_val_top1": predicted.get("top1"), "predicted_error": predicted.get("top1_error"),
+                     "predicted_val_top1_interval": top1_interval(predicted.get("top1"), predicted.get("top1_error"))},
         "precision": v.deployed.precision, "quantization": quant,
         "parity": {"max_abs_diff": v.parity_max_abs_diff, "runtime": "onnxruntime", "images": PARITY_IMAGES,
                    **({"device_runtime_max_abs_diff": diff} if diff is not None else {})},

@@ -141,6 +141,12 @@ def test_run_end_to_end_then_cached(capsys, tiny_run_with_predictor, tmp_path):
     assert report["latency_ms"]["measured_p50"] <= float(budget)
     assert report["latency_ms"]["predicted"] <= float(budget)
     assert {"top1_torch", "top1_onnx"} <= set(report["accuracy"])
+    acc = report["accuracy"]  # the prediction with its predictor's residual interval
+    interval, residuals = acc["predicted_val_top1_interval"], acc["predicted_error"]["interval"]
+    assert interval["low"] == pytest.approx(max(0, acc["predicted_val_top1"] + residuals["low"]))
+    assert interval["high"] == pytest.approx(min(1, acc["predicted_val_top1"] + residuals["high"]))
+    assert interval["coverage"] == 0.9 and 0 <= interval["measured_coverage"] <= 1
+    assert interval["basis"] == "random subnets"  # the tiny predictor has no errors measured at picks
     for name in ("model.onnx", "pareto.png", "search.json"):
         assert (out_dir / name).is_file()
     assert report["passed"] is True and sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
@@ -157,6 +163,7 @@ def test_run_end_to_end_then_cached(capsys, tiny_run_with_predictor, tmp_path):
     assert code == 0, err
     again = json.loads((tmp_path / "again" / "model.json").read_text())
     assert again["arch"] == report["arch"]
+    assert again["accuracy"]["predicted_val_top1_interval"] == interval  # export --search: the same interval
     assert again["verification"] == {"cached": True, "key": report["verification"]["key"]}
     assert "reused from the cache" in out
 

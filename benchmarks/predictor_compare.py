@@ -1,0 +1,208 @@
+"""Accuracy predictors compared on the shipped supernet's measured subnets (arch, validation top-1 on
+5000 images), all on one held-out split: the 100 subnets the shipped MLP held out (its seed-0 split of
+the first 500 samples). Nothing below looks at them until the final held-out figures.
+
+- feature sets: `onehot` (the MLP's), `slots` (k and e per block slot as numbers, depth per stage,
+  resolution), `costs` (resolution; per stage depth, mean k, mean e, MACs, parameters; total MACs and
+  parameters, counted on the blocks the network builds), and unions;
+- models: the MLP (evolve.fit), ridge, gradient-boosted trees (scikit-learn, the shipped predictor's
+  settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged;
+- model selection by 5-fold cross-validation on the training part; a small GBT hyper-parameter grid;
+- learning curve: held-out figures at 100..N training subnets (5 random subsets each), to tell whether
+  more measured subnets would help.
+
+    python benchmarks/predictor_compare.py [--samples predictor_samples.json] [--quick]
+writes benchmarks/results/predictor_compare.json (figures in points of top-1: RMSE, MAE, bias)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from evolve import features, fit
+from evolve._heldout import error_report, heldout_split, out_of_fold
+from evolve.tree_predictor import HYPER
+from evolve.zero_cost import size
+from hwofa.common import SHIPPED_RUN, read_json
+from supernet import ArchSpec, SearchSpace, block_for
+
+FOLDS = 5
+
+
+class MLP:
+    """evolve.fit's one-hot MLP behind the fit/predict interface the scikit-learn models have."""
+
+    def __init__(self, space: SearchSpace, archs: list[ArchSpec]) -> None:
+        self.space, self.archs, self.index = space, archs, {a.key(): i for i, a in enumerate(archs)}
+
+    def fit(self, rows: np.ndarray, y: np.ndarray) -> MLP:
+        idx = rows[:, 0].astype(int)  # the MLP gets row indices and builds its own features
+        split = (np.arange(len(idx)), np.arange(min(2, len(idx))))
+        self.model = fit(self.space, [self.archs[i] for i in idx], y, torch.Generator().manual_seed(0), split=split)
+        return self
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.model.predict([self.archs[i] for i in rows[:, 0].astype(int)])
+
+
+class Average:
+    def __init__(self, *models: Any) -> None:
+        self.models = models
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Average:
+        for m in self.models:
+            m.fit(x, y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict(x) for m in self.models], axis=0)
+
+
+def gp() -> Any:
+    kernel = ConstantKernel() * Matern(length_scale=5.0, nu=2.5) + WhiteKernel(0.1)
+    return make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, random_state=0))
+
+
+MODELS = {
+    "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
+    "gbt": lambda: GradientBoostingRegressor(**HYPER, random_state=0),
+    "random_forest": lambda: RandomForestRegressor(300, min_samples_leaf=2, random_state=0, n_jobs=1),
+    "gp": gp,
+    "gbt+gp": lambda: Average(GradientBoostingRegressor(**HYPER, random_state=0), gp()),
+}
+
+
+@cache
+def _block(space: SearchSpace, stage: int, first: bool, k: int, e: int, r: int) -> tuple[int, int]:
+    g = space.block_geometry(stage, first, r)
+    return size(block_for(space, stage, first, k, e), (1, g.in_ch, g.in_hw, g.in_hw))
+
+
+def cost_features(space: SearchSpace, archs: list[ArchSpec]) -> np.ndarray:
+    """Resolution; per stage depth, mean k, mean e, MACs (millions), parameters (thousands); totals."""
+    rows = []
+    for a in archs:
+        per = [[_block(space, s, b == 0, x.kernel_size, x.expand_ratio, a.resolution) for b, x in enumerate(st)]
+               for s, st in enumerate(a.stages)]
+        macs = [sum(m for _, m in c) / 1e6 for c in per]
+        params = [sum(p for p, _ in c) / 1e3 for c in per]
+        rows.append([a.resolution, *a.depths, *[np.mean([x.kernel_size for x in st]) for st in a.stages],
+                     *[np.mean([x.expand_ratio for x in st]) for st in a.stages], *macs, *params, sum(macs),
+                     sum(params)])
+    return np.array(rows)
+
+
+def feature_sets(space: SearchSpace, archs: list[ArchSpec]) -> dict[str, np.ndarray]:
+    onehot, slots = features(space, archs, "onehot"), features(space, archs, "slots")
+    costs = cost_features(space, archs)
+    return {"onehot": onehot.astype(float), "slots": slots.astype(float), "costs": costs,
+            "onehot+costs": np.hstack([onehot, costs]), "slots+costs": np.hstack([slots, costs])}
+
+
+def scores(pred: np.ndarray, truth: np.ndarray, n_train: int) -> dict[str, float]:
+    rep = error_report(pred, truth, n_train, np.arange(len(truth)))
+    out = {k: rep[k] for k in ("kendall_tau", "spearman")}
+    return {**out, **{k: 100 * rep[k] for k in ("rmse", "mae", "bias")}, "n_train": n_train}
+
+
+def cross_validated(make: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return scores(out_of_fold(make, x, y, seed=0, folds=FOLDS), y, len(y) - len(y) // FOLDS)
+
+
+def compare(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, test: np.ndarray, mlp: Any,
+            quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    candidates = [("mlp", "onehot", mlp)] + [(m, f, make) for f in xs for m, make in MODELS.items()
+                                             if not (quick and m in ("gp", "gbt+gp", "random_forest"))]
+    for model, fs, make in candidates:
+        x = np.arange(len(y))[:, None] if model == "mlp" else xs[fs]
+        t0 = time.time()
+        cv = cross_validated(make, x[train], y[train])
+        held = scores(make().fit(x[train], y[train]).predict(x[test]), y[test], len(train))
+        rows.append({"model": model, "features": fs, "cv": cv, "heldout": held, "seconds": round(time.time() - t0, 1)})
+        print(f"{model:>13} on {fs:<13} cv tau {cv['kendall_tau']:.3f} rmse {cv['rmse']:.3f} | held-out tau "
+              f"{held['kendall_tau']:.3f} rmse {held['rmse']:.3f} mae {held['mae']:.3f}", flush=True)
+    return rows
+
+
+def gbt_grid(x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    for n, lr, depth in [(100, 0.1, 3), (200, 0.05, 3), (400, 0.025, 3), (200, 0.05, 2), (200, 0.05, 4),
+                         (400, 0.05, 3), (200, 0.1, 3)]:
+        hyper = {**HYPER, "n_estimators": n, "learning_rate": lr, "max_depth": depth}
+        cv = cross_validated(lambda h=hyper: GradientBoostingRegressor(**h, random_state=0), x, y)
+        out.append({"hyper": hyper, "cv": cv})
+        print(f"gbt {n} trees lr {lr} depth {depth}: cv tau {cv['kendall_tau']:.3f} rmse {cv['rmse']:.3f}", flush=True)
+    return out
+
+
+def learning_curve(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, test: np.ndarray, mlp: Any,
+                   repeats: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    sizes = [n for n in (100, 200, 300, 400, 600, 800) if n < len(train)] + [len(train)]
+    out = []
+    for n in sizes:
+        for name, make, x in [("gbt", MODELS["gbt"], xs["slots"]), ("mlp", mlp, np.arange(len(y))[:, None])]:
+            runs = [scores(make().fit(x[sub], y[sub]).predict(x[test]), y[test], n)
+                    for sub in ([train] if n == len(train) else [rng.choice(train, n, replace=False)
+                                                                 for _ in range(repeats)])]
+            row = {"model": name, "n_train": n, "runs": len(runs),
+                   **{k: float(np.mean([r[k] for r in runs])) for k in ("kendall_tau", "rmse", "mae")},
+                   "kendall_tau_sd": float(np.std([r["kendall_tau"] for r in runs]))}
+            out.append(row)
+            print(f"learning curve {name} n={n}: tau {row['kendall_tau']:.3f} rmse {row['rmse']:.3f}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", default=str(SHIPPED_RUN / "predictor_samples.json"),
+                    help="measured subnets (evolve.measure_subnets' file; its first 500 must be the shipped ones)")
+    ap.add_argument("--quick", action="store_true", help="no GP / forest, 2 learning-curve repeats")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    t0 = time.time()
+    space = SearchSpace.from_dict(read_json(SHIPPED_RUN / "supernet.json", "supernet")["space"])
+    samples = read_json(Path(args.samples), "predictor samples")["samples"]
+    archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
+    y = np.array([s["val_top1"] for s in samples])
+    _, test = heldout_split(500, torch.Generator().manual_seed(0))  # the MLP's split of the first 500
+    train = np.setdiff1d(np.arange(len(y)), test)
+    xs = feature_sets(space, archs)
+    mlp = lambda: MLP(space, archs)  # noqa: E731
+    rows = compare(xs, y, train, test, mlp, args.quick)
+    best = max(rows, key=lambda r: (round(r["cv"]["kendall_tau"], 3), -r["cv"]["rmse"]))
+    result = {"samples": len(y), "n_train": len(train), "n_heldout": len(test),
+              "heldout": "the shipped MLP's held-out 100 (seed-0 split of the first 500 samples)",
+              "heldout_indices": test.tolist(), "figures": "RMSE, MAE, bias in points of validation top-1",
+              "chosen_by_cv": {"model": best["model"], "features": best["features"], "heldout": best["heldout"]},
+              "mlp_onehot": next(r for r in rows if r["model"] == "mlp")["heldout"], "rows": rows,
+              "gbt_grid": gbt_grid(xs["slots"][train], y[train]),
+              "learning_curve": learning_curve(xs, y, train, test, mlp, 2 if args.quick else 5),
+              "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0)}
+    out = Path(__file__).parent / "results" / "predictor_compare.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    b, m = result["chosen_by_cv"], result["mlp_onehot"]
+    print(f"chosen by CV: {b['model']} on {b['features']}: held-out tau {b['heldout']['kendall_tau']:.3f}, RMSE "
+          f"{b['heldout']['rmse']:.3f} points (MLP: tau {m['kendall_tau']:.3f}, RMSE {m['rmse']:.3f}) -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""How an accuracy predictor's error is measured and reported: the held-out split, the error figures on
+subnets it did not see, and an interval for a prediction from residuals it did not fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau, spearmanr
+
+from hwofa.common import UserError
+
+# the figures report_summary() passes on (search.json's top1_error, model.json's predicted_error)
+SUMMARY_KEYS = ("model", "rmse", "kendall_tau", "spearman", "mae", "bias", "n_train", "n_heldout", "split", "interval",
+                "at_picks")
+COVERAGE = 0.9
+
+
+def heldout_split(n: int, gen: torch.Generator, heldout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices: a random `heldout` share (at least 2) is held out."""
+    if n < 10:
+        raise UserError(f"an accuracy predictor needs at least 10 measured subnets, got {n}.")
+    perm = torch.randperm(n, generator=gen).numpy()
+    n_test = max(2, int(round(heldout * n)))
+    return perm[n_test:], perm[:n_test]
+
+
+def out_of_fold(make: Callable[[], Any], x: np.ndarray, y: np.ndarray, seed: int, folds: int = 5) -> np.ndarray:
+    """Each row's prediction by a model (`make()`, with fit/predict) fitted on the other folds."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    pred = np.zeros(len(y))
+    for part in np.array_split(order, min(folds, len(y))):
+        rest = np.setdiff1d(order, part)
+        pred[part] = make().fit(x[rest], y[rest]).predict(x[part])
+    return pred
+
+
+def error_report(pred: np.ndarray, truth: np.ndarray, n_train: int, heldout: np.ndarray) -> dict[str, Any]:
+    """Error of predictions on held-out subnets (top-1 as 0..1): RMSE, MAE, mean bias (predicted minus
+    measured), Kendall tau and Spearman rank correlation."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    err = pred - truth
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "bias": float(err.mean()),
+            "kendall_tau": float(kendalltau(pred, truth).statistic),
+            "spearman": float(spearmanr(pred, truth).statistic), "n_train": int(n_train), "n_heldout": len(truth),
+            "split": "validation", "heldout_indices": [int(i) for i in heldout]}
+
+
+def residual_interval(residuals: np.ndarray, heldout_pred: np.ndarray, heldout_truth: np.ndarray,
+                      source: str, coverage: float = COVERAGE) -> dict[str, Any]:
+    """An interval [prediction + low, prediction + high] from the central `coverage` quantiles of
+    residuals (measured minus predicted) the model did not fit, and how often it held on the held-out part."""
+    tail = (1 - coverage) / 2
+    low, high = (float(q) for q in np.quantile(residuals, [tail, 1 - tail]))
+    miss = np.asarray(heldout_truth) - np.asarray(heldout_pred)
+    held = float(np.mean((miss >= low) & (miss <= high)))
+    return {"coverage": coverage, "low": low, "high": high, "from": source, "heldout_coverage": held}

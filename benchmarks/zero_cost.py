@@ -1,6 +1,7 @@
 """Zero-cost proxies (evolve/zero_cost.py: NASWOT, synflow) against the measured validation top-1 of the
 shipped predictor's 500 subnets, beside the trivial baselines (parameters, MACs) and the accuracy
 predictor (held-out tau on the same 100 subnets, from results/predictor_compare.json when present).
+`with_macs`: each score's rank correlation with MACs (how much of a proxy is size).
 
 Each proxy is computed on freshly initialised subnets (the zero-cost literature's setting; seed 0) and
 on the subnets extracted from the trained supernet. NASWOT reads one minibatch of training images
@@ -92,6 +93,7 @@ def main() -> None:
               "naswot_units": "inputs of every nn.ReLU and nn.Hardswish; code = pre-activation > 0; BN batch stats",
               "synflow": "BN removed, |parameters|, float64, all-ones input; log of the sum over conv/linear weights",
               "all": ranks(scores, y), "heldout_100": ranks({k: v[test] for k, v in scores.items()}, y[test]),
+              "with_macs": ranks(scores, scores["macs"]),
               "init_seed_spearman_first_50": seeds, "predictor_heldout_100": predictor,
               "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0),
               "rows": [{"arch": s["arch"], "val_top1": s["val_top1"], **r} for s, r in zip(samples, rows, strict=True)]}

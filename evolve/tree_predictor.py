@@ -20,7 +20,7 @@ import torch
 from evolve._heldout import SUMMARY_KEYS, error_report, heldout_split, out_of_fold, residual_interval
 from evolve._trees import TreeEnsemble
 from evolve.genome import feature_size, features
-from hwofa.common import UserError, require_fields
+from hwofa.common import NUMBER, UserError, require_fields
 from supernet import ArchSpec, SearchSpace, load_tensors, save_tensors
 
 FORMAT = "hwofa-accuracy-predictor/2"
@@ -69,7 +69,7 @@ class TreePredictor:
             raise UserError(f"'{path}': feature set '{meta['feature_set']}' is not '{FEATURE_SET}'; rebuild the "
                             "predictor.")
         t = meta["trees"]
-        require_fields(t, {"n_trees": int, "depth": int, "base": float}, "accuracy predictor", path)
+        require_fields(t, {"n_trees": int, "depth": int, "base": NUMBER}, "accuracy predictor", path)
         tensors = load_tensors(path, "accuracy predictor", meta.get("weights_sha256"))
         report = {k: meta[k] for k in (*SUMMARY_KEYS, "hyper") if k in meta}
         at_picks = report.get("at_picks")

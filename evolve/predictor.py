@@ -99,6 +99,7 @@ def build_predictor(run: str | os.PathLike, n_subnets: int = 500, seed: int = 0,
     run = Path(run)
     t0 = time.time()
     net, meta = load_supernet(run)
+    tree_predictor.regressor(seed)  # no scikit-learn: refused before any subnet is measured
     samples = measure_subnets(run, n_subnets, seed, data_dir, progress)
     archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
     model = fit_trees(net.space, archs, np.array([s["val_top1"] for s in samples]), seed)

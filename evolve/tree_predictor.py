@@ -82,7 +82,8 @@ class TreePredictor:
             raise UserError(f"accuracy predictor trees in '{path}' do not fit its JSON ({exc}); rebuild it.") from exc
 
 
-def _regressor(seed: int, **hyper: Any) -> Any:
+def regressor(seed: int, **hyper: Any) -> Any:
+    """scikit-learn's GradientBoostingRegressor with HYPER (updated by `hyper`); a UserError without scikit-learn."""
     try:
         from sklearn.ensemble import GradientBoostingRegressor
     except ImportError as exc:
@@ -98,9 +99,9 @@ def fit_trees(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, seed:
     gen = torch.Generator().manual_seed(seed)
     train, test = split if split is not None else heldout_split(len(archs), gen, heldout)
     x, y = features(space, archs, FEATURE_SET).astype(np.float64), np.asarray(accs, np.float64)
-    model = _regressor(seed, **hyper).fit(x[train], y[train])
+    model = regressor(seed, **hyper).fit(x[train], y[train])
     pred = TreeEnsemble.from_sklearn(model).predict(x[test])
-    oof = out_of_fold(lambda: _regressor(seed, **hyper), x[train], y[train], seed)
+    oof = out_of_fold(lambda: regressor(seed, **hyper), x[train], y[train], seed)
     report = {"model": MODEL, **error_report(pred, y[test], len(train), test), "hyper": {**HYPER, **hyper},
               "interval": residual_interval(y[train] - oof, pred, y[test], "5-fold out-of-fold residuals (measured "
                                             "minus predicted) on the training part")}

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from evolve import AccuracyPredictor, TreePredictor, encode, features, fit, fit_trees, load_predictor, sample_archs
+from evolve import (
+    AccuracyPredictor,
+    TreePredictor,
+    build_predictor,
+    encode,
+    features,
+    fit,
+    fit_trees,
+    load_predictor,
+    sample_archs,
+)
 from evolve._fast import AccuracyCache, GenomeLayout
 from evolve._trees import TreeEnsemble
 from hwofa.common import UserError
@@ -129,11 +139,15 @@ def test_corrupt_tree_arrays_are_user_errors(run_copy):
         load_predictor(run_copy, SearchSpace.from_dict(TINY_SPACE))
 
 
-def test_fitting_without_sklearn_names_the_extra(monkeypatch):
+def test_fitting_without_sklearn_names_the_extra(monkeypatch, run_copy):
     monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
     space = SearchSpace.from_dict(TINY_SPACE)
     with pytest.raises(UserError, match=r"pip install 'hwofa\[bench\]'"):
         fit_trees(space, sample_archs(space, 20, 0), np.linspace(0.8, 0.9, 20))
+    (run_copy / "predictor_samples.json").unlink()
+    with pytest.raises(UserError, match=r"pip install 'hwofa\[bench\]'"):  # before measuring anything
+        build_predictor(run_copy, n_subnets=12, progress=False)
+    assert not (run_copy / "predictor_samples.json").exists()
 
 
 def test_at_picks_errors_kept_only_for_their_own_predictor(run_copy):

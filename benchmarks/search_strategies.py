@@ -29,16 +29,15 @@ import argparse
 import json
 import os
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evolve import aging_evolution, load_predictor, random_search, reinforce, search, search_front, tpe
-from evolve.measure import _onnx_top1
+from evolve.measure import measure_archs
 from hwofa import pipeline
-from supernet import ArchSpec, calibrated_subnet, load_dataset, load_supernet, train_val_split
+from supernet import ArchSpec, load_supernet
 
 STRATEGIES = ("ea", "nsga2_front", "aging", "reinforce", "tpe", "random")
 EVOLUTION = ("ea", "aging")
@@ -74,22 +73,9 @@ def run_budget(space: Any, predictor: Any, table: Any, budget: float, seed: int,
 def measure(archs: dict[str, ArchSpec], run: Path, known: dict[str, float]) -> dict[str, float]:
     """Validation top-1 of each arch, as evolve/measure.py measures the predictor's training set;
     `known` (key -> top-1, same supernet) is reused."""
-    out = {k: known[k] for k in archs if k in known}
     todo = sorted(k for k in archs if k not in known)
-    if not todo:
-        return out
-    net, meta = load_supernet(run)
-    ds = meta.dataset
-    data = load_dataset(ds.name)
-    _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
-    vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i, key in enumerate(todo):
-            model = calibrated_subnet(net, meta, data, archs[key])
-            out[key] = _onnx_top1(model, vx, vy, archs[key].resolution, list(ds.mean), list(ds.std))
-            print(f"measured {i + 1}/{len(todo)}: top-1 {out[key]:.4f}", flush=True)
-    return out
+    got = measure_archs(run, [archs[k] for k in todo]) if todo else []
+    return {**{k: known[k] for k in archs if k in known}, **dict(zip(todo, got, strict=True))}
 
 
 def _stats(values: list[float]) -> dict[str, float]:

@@ -9,9 +9,14 @@ the first 500 samples). Nothing below looks at them until the final held-out fig
   settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged;
 - model selection by 5-fold cross-validation on the training part; a small GBT hyper-parameter grid;
 - learning curve: held-out figures at 100..N training subnets (5 random subsets each), to tell whether
-  more measured subnets would help.
+  more measured subnets would help;
+- measurement noise: `--noise-floor N` held-out subnets measured again per validation image, each half
+  of the 5000 images scored apart. sd(half A - half B) / 2 across subnets is how much a 5000-image
+  top-1 moves with the images drawn (the offset common to all subnets removed); the predictors are
+  scored against such figures. Not a strict floor: subnets share weights, so similar ones partly share
+  that noise. The two halves' Kendall tau says how well the measurement itself ranks subnets.
 
-    python benchmarks/predictor_compare.py [--samples predictor_samples.json] [--quick]
+    python benchmarks/predictor_compare.py [--samples predictor_samples.json] [--quick] [--noise-floor 40]
 writes benchmarks/results/predictor_compare.json (figures in points of top-1: RMSE, MAE, bias)
 """
 
@@ -28,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -37,6 +43,7 @@ from sklearn.preprocessing import StandardScaler
 
 from evolve import features, fit
 from evolve._heldout import error_report, heldout_split, out_of_fold
+from evolve.measure import measure_archs
 from evolve.tree_predictor import HYPER
 from evolve.zero_cost import size
 from hwofa.common import SHIPPED_RUN, read_json
@@ -170,11 +177,25 @@ def learning_curve(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, 
     return out
 
 
+def noise_floor(archs: list[ArchSpec], y: np.ndarray, n: int) -> dict[str, Any]:
+    correct = np.array(measure_archs(SHIPPED_RUN, archs[:n], per_image=True))  # (subnets, images)
+    assert np.allclose(correct.mean(1), y[:n]), "per-image measurement disagrees with the stored top-1"
+    half = np.random.default_rng(0).permutation(correct.shape[1]) < correct.shape[1] // 2
+    a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
+    noise = float(np.std(a - b, ddof=1) / 2)
+    return {"subnets": n, "noise_sd_points": noise,
+            "split_half_kendall_tau": float(kendalltau(a, b).statistic),
+            "note": "sd over subnets of (top-1 on half A - on half B) / 2: how much a 5000-image top-1 moves with the "
+                    "images drawn; split_half_kendall_tau: the two 2500-image halves ranking the same subnets"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", default=str(SHIPPED_RUN / "predictor_samples.json"),
                     help="measured subnets (evolve.measure_subnets' file; its first 500 must be the shipped ones)")
     ap.add_argument("--quick", action="store_true", help="no GP / forest, 2 learning-curve repeats")
+    ap.add_argument("--noise-floor", type=int, default=40, metavar="N", help="held-out subnets measured per image "
+                    "for the noise floor (0: skip)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     t0 = time.time()
@@ -195,7 +216,8 @@ def main() -> None:
               "mlp_onehot": next(r for r in rows if r["model"] == "mlp")["heldout"], "rows": rows,
               "gbt_grid": gbt_grid(xs["slots"][train], y[train]),
               "learning_curve": learning_curve(xs, y, train, test, mlp, 2 if args.quick else 5),
-              "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0)}
+              "noise_floor": noise_floor([archs[i] for i in test], y[test], args.noise_floor) if args.noise_floor
+              else None, "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0)}
     out = Path(__file__).parent / "results" / "predictor_compare.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

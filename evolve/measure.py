@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from hwofa.common import UserError, atomic_write_json, read_json
 from profiler import to_onnx
-from profiler.reference import batched, predictions, reference_runner, top1
+from profiler.reference import batched, predictions, reference_runner
 from supernet import ArchSpec, SearchSpace, calibrated_subnet, load_dataset, load_supernet, train_val_split
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,14 @@ def sample_archs(space: SearchSpace, n: int, seed: int) -> list[ArchSpec]:
 
 def _onnx_top1(model: Any, images: Any, labels: Any, resolution: int, mean: list[float], std: list[float]) -> float:
     """Top-1 of the subnet's ONNX model on the reference runtime (what export checks its bundles on)."""
+    return float(_onnx_correct(model, images, labels, resolution, mean, std).mean())
+
+
+def _onnx_correct(model: Any, images: Any, labels: Any, resolution: int, mean: list[float],
+                  std: list[float]) -> np.ndarray:
+    """Per image: whether the subnet's ONNX model on the reference runtime gets it right."""
     model_bytes = to_onnx(model, (1, images.shape[1], resolution, resolution), dynamic_batch=True)
-    return top1(predictions(batched(reference_runner(model_bytes), 1000), images, resolution, mean, std), labels)
+    return predictions(batched(reference_runner(model_bytes), 1000), images, resolution, mean, std) == labels
 
 
 def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str | os.PathLike | None = None,
@@ -78,14 +85,15 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
 
 
 def measure_archs(run: str | os.PathLike, archs: list[ArchSpec], data_dir: str | os.PathLike | None = None,
-                  progress: bool = True) -> list[float]:
-    """Validation top-1 of given archs, measured as the predictor's samples are (e.g. the search's picks)."""
+                  progress: bool = True, per_image: bool = False) -> list[Any]:
+    """Validation top-1 of given archs, measured as the predictor's samples are (e.g. the search's picks);
+    with `per_image`, instead each arch's right/wrong per validation image (a bool array)."""
     net, meta = load_supernet(run)
-    return [acc for _, acc in _measured(net, meta, archs, data_dir, progress)]
+    return [acc for _, acc in _measured(net, meta, archs, data_dir, progress, per_image)]
 
 
-def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.PathLike | None,
-              progress: bool) -> Iterator[tuple[ArchSpec, float]]:
+def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.PathLike | None, progress: bool,
+              per_image: bool = False) -> Iterator[tuple[ArchSpec, Any]]:
     """(arch, validation top-1) one by one: BN recalibrated, the ONNX model run on the reference runtime."""
     ds = meta.dataset
     data = load_dataset(ds.name, data_dir)
@@ -95,4 +103,5 @@ def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.Pat
         warnings.simplefilter("ignore")
         for arch in tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet"):
             model = calibrated_subnet(net, meta, data, arch)
-            yield arch, _onnx_top1(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))
+            measure = _onnx_correct if per_image else _onnx_top1
+            yield arch, measure(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))

@@ -14,6 +14,10 @@ measured minus predicted top-1; its coverage is measured leaving one device out 
 other devices' picks, coverage on this device's). `--record` writes it into the predictor's JSON as
 `at_picks`, which model.json's `predicted_val_top1_interval` then uses.
 
+A subnet's measured top-1 depends only on the supernet and the arch, so picks an earlier run on the
+same supernet measured (the rows of the results file, which records the supernet's sha256) are not
+measured again.
+
     python benchmarks/predictor_at_picks.py [--devices cpu-onnxruntime,fpga-dpu-b4096] [--seeds 3] [--record]
 writes benchmarks/results/predictor_at_picks.json (figures in points of top-1)
 """
@@ -43,6 +47,14 @@ COVERAGE = 0.9
 
 def meta_sha(run: Path) -> str:
     return read_json(run / "accuracy_predictor.json", "accuracy predictor")["weights_sha256"]
+
+
+def measured_before(out: Path, supernet_sha256: str) -> dict[str, float]:
+    """Measured top-1 by arch (sorted-key JSON) from an earlier results file on the same supernet."""
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    if old.get("supernet_sha256") != supernet_sha256:
+        return {}
+    return {json.dumps(r["arch"], sort_keys=True): r["measured_top1"] for r in old.get("rows", [])}
 
 
 def old_mlp(run: Path, space: Any) -> Any:
@@ -137,8 +149,12 @@ def main() -> None:
     tables = {d: pipeline.profile(d, progress=False)[0] for d in args.devices.split(",")}
     size = {"population": args.population, "generations": args.generations}
     rows = picks(net.space, predictors, tables, args.seeds, size)
+    out = Path(__file__).parent / "results" / "predictor_at_picks.json"
+    measured = measured_before(out, meta.weights_sha256)
     distinct = {json.dumps(r["arch"], sort_keys=True): ArchSpec.from_dict(r["arch"]) for r in rows}
-    measured = dict(zip(distinct, measure_archs(run, list(distinct.values())), strict=True))
+    new = {k: a for k, a in distinct.items() if k not in measured}
+    print(f"{len(new)} distinct picks to measure, {len(distinct) - len(new)} measured before", flush=True)
+    measured |= dict(zip(new, measure_archs(run, list(new.values())), strict=True))
     for r in rows:
         arch = ArchSpec.from_dict(r["arch"])
         r["measured_top1"] = measured[json.dumps(r["arch"], sort_keys=True)]
@@ -149,11 +165,12 @@ def main() -> None:
     source = (f"measured top-1 of the search's picks (benchmarks/predictor_at_picks.py: NSGA-II fronts on "
               f"{', '.join(tables)}, {args.seeds} seeds, {len(FRACTIONS)} budgets each)")
     at_picks = interval_at_picks([r for r in rows if r["predictor"] == "shipped"], meta_sha(run), source)
-    result = {"devices": list(tables), "seeds": args.seeds, "budget_fractions": list(FRACTIONS), **size,
+    result = {"supernet_sha256": meta.weights_sha256, "devices": list(tables), "seeds": args.seeds,
+              "budget_fractions": list(FRACTIONS), **size,
               "shipped_predictor": shipped.report_summary(), "by_predictor": by, "interval_at_picks": at_picks,
               "shipped_minus_old_measured_top1": paired_gain(rows, "shipped", "mlp_onehot_old"),
-              "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0), "rows": rows}
-    out = Path(__file__).parent / "results" / "predictor_at_picks.json"
+              "measured_now": len(new), "loadavg_1m": os.getloadavg()[0], "seconds": round(time.time() - t0),
+              "rows": rows}
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     if args.record:

@@ -28,6 +28,7 @@ from export.report import bundle_report
 from export.verify import Deployed, Verification, verify
 from hwofa.common import UserError, atomic_write_bytes, atomic_write_json, json_type, read_json, resolve_run
 from profiler import DeviceProfile, Timing, device_target, load_profile, to_onnx
+from profiler.backends.base import ModelSource
 from profiler.precision import settings_for, target_precision
 from supernet import (
     ArchSpec,
@@ -134,17 +135,22 @@ class Exporter:
         images = self.data.train_x[train_idx[order[:CALIBRATION_IMAGES]].sort().values]
         return preprocess(images, resolution, list(ds.mean), list(ds.std)).numpy()
 
-    def measure(self, cand: Candidate) -> Timing:
-        """Latency of the bundle's model on the device (measured, or modelled by a cost model), every time.
-        A target that times the torch module (torch-cuda) gets the same subnet as a module (random weights
-        where the cache held the verification: latency does not depend on weight values)."""
+    def source(self, cand: Candidate) -> ModelSource:
+        """What the device times for `cand`: the deployed ONNX bytes, or for a target that times the torch
+        module (torch-cuda) the same subnet as a module (random weights where the cache held the
+        verification: latency does not depend on weight values). Every timing of a bundle's subnet
+        (the export's figure, finalists, the cross-device table) goes through here."""
         if self.target.wants_module:
             from profiler.build import model_source, subnet_for
 
             r = cand.arch.resolution
             module = cand.model if cand.model is not None else subnet_for(self.net.space, cand.arch)
-            return self.target.cost(model_source(module, (1, self.net.space.in_channels, r, r), self.target))
-        return self.target.cost(cand.deployed.model_bytes)
+            return model_source(module, (1, self.net.space.in_channels, r, r), self.target)
+        return lambda: cand.deployed.model_bytes
+
+    def measure(self, cand: Candidate) -> Timing:
+        """Latency of the bundle's model on the device (measured, or modelled by a cost model), every time."""
+        return self.target.cost(self.source(cand))
 
     def verify(self, cand: Candidate) -> Verification:
         if cand.verification is None:

@@ -83,7 +83,7 @@ class Choice:
 def measure_round(ex: Exporter, points: list[Any], rnd: int, rng: random.Random) -> list[Finalist]:
     """Time `points` on the device together (interleaved) through the target's routine."""
     cands = {p.arch.key(): ex.candidate(p.arch, calibrate=False) for p in points}
-    timings = ex.target.cost_many({k: (lambda c=c: c.deployed.model_bytes) for k, c in cands.items()}, rng,
+    timings = ex.target.cost_many({k: ex.source(c) for k, c in cands.items()}, rng,
                                   progress=False, desc="finalists")
     return [Finalist(p, ex.target.source, timings[p.arch.key()], rnd, cands[p.arch.key()]) for p in points]
 

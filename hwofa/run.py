@@ -130,8 +130,7 @@ def cross_device(session: Session, runs: list[DeviceRun]) -> CrossDeviceReport:
         ex = session.exporter(col.search.device.profile)
         timings = {}
         if others and not col.search.cannot_run:
-            models = {name: (lambda a=arch, ex=ex: ex.candidate(a, calibrate=False).deployed.model_bytes)
-                      for name, arch in others.items()}
+            models = {name: ex.source(ex.candidate(arch, calibrate=False)) for name, arch in others.items()}
             timings = ex.target.cost_many(models, random.Random(session.seed), progress=False, desc="cross-device")
         for r in runs:
             if r.name not in others:  # its own subnet, or the same arch: the bundle's own figure

@@ -60,6 +60,9 @@ class FakeExporter:
         tag = b"" if calibrate is False or self.calibrated_scale is None else b"+bn"
         return SimpleNamespace(arch=arch, deployed=SimpleNamespace(model_bytes=arch.name.encode() + tag))
 
+    def source(self, cand: SimpleNamespace):
+        return lambda: cand.deployed.model_bytes
+
     def _ms(self, model: bytes) -> float:
         i = int(model.decode().split("+")[0][1:])
         scale = self.calibrated_scale if model.endswith(b"+bn") else self.scale

@@ -11,6 +11,9 @@ Methods (every run: the same training images, the same validation split, batch 1
   phase): the same four phases, but the full network gets a quarter of the epochs, the elastic
   phases' learning rate is 2e-3 and expand ratio gets the rest (full 2, kernel 1, depth 1, expand 4);
 - ps-short-nokd: ps-short without distillation (is a teacher trained for 2 epochs a help or a drag?);
+- nops-inplace: nops with in-place distillation (BigNAS): every step's largest subnet, trained on the
+  labels, teaches the other two on the same images (its logits detached, kd_ratio 1);
+- ps-inplace: ps with the elastic phases distilling in place instead of from the frozen full network;
 - scratch-<subnet>: one subnet trained alone (the recipe restricts every dimension to one value, so
   no other subnet shares its weights), for the smallest, the middle and the largest subnet.
 Each run is evaluated as the shipped supernet is: the subnet extracted, BN recalibrated on 2 000
@@ -77,8 +80,13 @@ def method_recipe(shipped: Recipe, method: str, seed: int, epochs: int, train_im
                   for i, p in enumerate(shipped.phases)]
         for p, n in zip(phases, short_epochs(epochs), strict=True):
             p["epochs"] = n
+    elif method == "ps-inplace":
+        phases = [p | ({"kd_teacher": "inplace"} if p["kd_ratio"] > 0 else {}) for p in scaled_phases(shipped, epochs)]
     elif method == "nops":
         phases = [{"name": "all", "epochs": epochs, "lr": lr, "subnets_per_step": 3}]
+    elif method == "nops-inplace":
+        phases = [{"name": "all", "epochs": epochs, "lr": lr, "subnets_per_step": 3, "kd_ratio": 1.0,
+                   "kd_teacher": "inplace"}]
     elif method.startswith("scratch-"):
         phases = [{"name": method, "epochs": epochs, "lr": lr, **subnet_dims(shipped, method[len("scratch-"):])}]
     else:
@@ -91,7 +99,8 @@ def plan(seeds: list[int]) -> list[tuple[str, int]]:
     first = [(m, s) for s in seeds[:1] for m in ("ps", "nops", "scratch-smallest")]
     spread = [(m, s) for s in seeds[1:] for m in ("scratch-smallest", "ps", "nops")]
     return first + spread + [("scratch-middle", seeds[0]), ("scratch-largest", seeds[0])] + \
-        [("ps-short", seeds[0]), ("ps-short-nokd", seeds[0])]  # candidate fixes: one seed each
+        [("ps-short", seeds[0]), ("ps-short-nokd", seeds[0]),  # candidate fixes: one seed each
+         ("nops-inplace", seeds[0]), ("ps-inplace", seeds[0])]
 
 
 def finished(work: Path, method: str, seed: int) -> bool:
@@ -102,7 +111,8 @@ def finished(work: Path, method: str, seed: int) -> bool:
 def compute(recipe: Recipe, steps: int) -> dict[str, int]:
     """Subnet forward+backward passes over images, and teacher forwards, that the recipe asks for."""
     passes = sum(p.epochs * steps * recipe.batch_size * p.subnets_per_step for p in recipe.phases)
-    teacher = sum(p.epochs * steps * recipe.batch_size for p in recipe.phases if p.kd_ratio > 0)
+    teacher = sum(p.epochs * steps * recipe.batch_size for p in recipe.phases
+                  if p.kd_ratio > 0 and p.kd_teacher == "frozen")  # in place: the largest subnet's own pass
     return {"subnet_image_passes": passes, "teacher_image_forwards": teacher}
 
 
@@ -123,7 +133,7 @@ def run_one(work: Path, data: Any, method: str, seed: int, args: argparse.Namesp
             "train_seconds": round(sum(h["seconds"] for h in history), 1), "epochs": len(history),
             **compute(recipe, args.train_images // recipe.batch_size),
             "phases": [{"name": p.name, "epochs": p.epochs, "lr": p.lr, "subnets_per_step": p.subnets_per_step,
-                        "kd_ratio": p.kd_ratio} for p in recipe.phases],
+                        "kd_ratio": p.kd_ratio, "kd_teacher": p.kd_teacher} for p in recipe.phases],
             "final_val_top1": {k: v for k, v in history[-1].items() if k.startswith("val_top1")}}
 
 

@@ -16,6 +16,9 @@ RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES_DIR / "fashion_mnist.yaml"
 
 
+KD_TEACHERS = ("frozen", "inplace")
+
+
 @dataclass
 class Phase:
     """One progressive-shrinking phase; `None` for a dimension means 'all of the space'."""
@@ -29,6 +32,10 @@ class Phase:
     resolutions: list[int] | None = None
     subnets_per_step: int = 1
     kd_ratio: float = 0.0
+    # who teaches when kd_ratio > 0: 'frozen', the full network as it stood at the end of the first phase
+    # (OFA); 'inplace', the step's largest subnet on the same images, its logits detached (BigNAS),
+    # which needs subnets_per_step >= 2 (the sandwich's first subnet is the largest, trained on labels)
+    kd_teacher: str = "frozen"
     sort_channels: bool = False
 
 
@@ -79,6 +86,13 @@ class Recipe:
             if phases[-1].epochs < 1 or phases[-1].lr <= 0 or phases[-1].subnets_per_step < 1:
                 raise UserError(f"{source}: phase '{phases[-1].name}' needs epochs >= 1, lr > 0 and "
                                 "subnets_per_step >= 1.")
+            ph = phases[-1]
+            if ph.kd_teacher not in KD_TEACHERS:
+                raise UserError(f"{source}: phase '{ph.name}' has kd_teacher '{ph.kd_teacher}'; choose one of "
+                                f"{', '.join(KD_TEACHERS)}.")
+            if ph.kd_teacher == "inplace" and ph.kd_ratio > 0 and ph.subnets_per_step < 2:
+                raise UserError(f"{source}: phase '{ph.name}' distils in place (kd_teacher: inplace), which needs "
+                                "subnets_per_step >= 2: the step's largest subnet is the teacher of the others.")
         recipe = cls(**{**data, "phases": phases})
         mb = recipe.micro_batch_size
         if not isinstance(recipe.batch_size, int) or recipe.batch_size < 1 or \

@@ -2,7 +2,8 @@
 
 Each later phase trains several subnets per step (always the phase's largest and
 smallest, plus random ones: the sandwich rule) and distils from the full network
-frozen after the first phase. Every epoch ends with an atomic checkpoint of the
+frozen after the first phase, or (a phase's `kd_teacher: inplace`) from the step's own
+largest subnet on the same images. Every epoch ends with an atomic checkpoint of the
 weights, the optimiser state and the progress; `resume=True` continues from it.
 
 Data parallel (see supernet/distributed.py): the subnets and the global batch of a step
@@ -205,7 +206,7 @@ class Trainer:
         return start
 
     def _run_phase(self, p_idx: int, phase: Phase, first_epoch: int) -> None:
-        if phase.kd_ratio > 0:
+        if phase.kd_ratio > 0 and phase.kd_teacher == "frozen":
             self._load_teacher()
         if phase.sort_channels and first_epoch == 0:
             self.net.sort_channels()
@@ -254,7 +255,8 @@ class Trainer:
         self.history.append(record)
         log.info("%s", record)
         self._checkpoint(p_idx, epoch + 1, opt)
-        if p_idx == 0 and epoch + 1 == phase.epochs:
+        frozen_later = any(p.kd_ratio > 0 and p.kd_teacher == "frozen" for p in self.recipe.phases[1:])
+        if p_idx == 0 and epoch + 1 == phase.epochs and frozen_later:
             save_tensors(self.run / "train_state" / "teacher.safetensors", self.net.state_dict())
 
     def _step(self, phase: Phase, micro: list[tuple[torch.Tensor, torch.Tensor]], rng: random.Random,
@@ -283,19 +285,25 @@ class Trainer:
 
     def _micro_step(self, phase: Phase, archs: list[ArchSpec], images: torch.Tensor, labels: torch.Tensor) -> float:
         teacher_cache: dict[int, torch.Tensor] = {}
+        inplace = phase.kd_ratio > 0 and phase.kd_teacher == "inplace"
+        soft: torch.Tensor | None = None  # in-place distillation: the largest subnet's logits, detached
         total = 0.0
-        for arch in archs:
+        for i, arch in enumerate(archs):
             self.net.set_arch(arch)
             x = preprocess(images, arch.resolution, self.mean, self.std).contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 logits = self.net(x)
                 loss = F.cross_entropy(logits, labels)
-                if phase.kd_ratio > 0 and self.teacher is not None:
+                if inplace and i > 0:
+                    loss = loss + phase.kd_ratio * distill_loss(logits.float(), soft, self.recipe.kd_temperature)
+                elif phase.kd_ratio > 0 and self.teacher is not None and not inplace:
                     if arch.resolution not in teacher_cache:
                         with torch.no_grad():
                             teacher_cache[arch.resolution] = self.teacher(x)
                     loss = loss + phase.kd_ratio * distill_loss(logits.float(), teacher_cache[arch.resolution].float(),
                                                                 self.recipe.kd_temperature)
+            if inplace and i == 0:
+                soft = logits.detach().float()
             (loss / len(archs)).backward()
             total += loss.item() / len(archs)
         return total

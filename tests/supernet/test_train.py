@@ -60,7 +60,12 @@ def test_resume_refuses_other_recipe(tmp_path, fmnist, tiny_run, tiny_recipe_pat
                                         ({**TINY_RECIPE, "lr": 1}, "unknown key"),
                                         ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 0, "lr": 1}]}, "epochs"),
                                         ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 1, "lr": 1,
-                                                                     "kernel_sizes": [9]}]}, "not a subset")])
+                                                                     "kernel_sizes": [9]}]}, "not a subset"),
+                                        ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 1, "lr": 1,
+                                                                     "kd_teacher": "oracle"}]}, "choose one of"),
+                                        ({**TINY_RECIPE, "phases": [{"name": "x", "epochs": 1, "lr": 1,
+                                                                     "kd_ratio": 1, "kd_teacher": "inplace"}]},
+                                         "subnets_per_step >= 2")])
 def test_bad_recipes(tmp_path, bad, needle):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(bad))
@@ -179,3 +184,39 @@ def test_ablation_recipes_have_equal_epochs_and_train_one_subnet_alone():
         assert {phase_archs(space, phase, rng)[0] for _ in range(20)} == {arch}
     nops = recipes["nops"].phases[0]
     assert nops.subnets_per_step == 3 and nops.kd_ratio == 0 and nops.kernel_sizes is None
+
+
+def test_inplace_distillation_teaches_with_the_largest_subnets_detached_logits(tmp_path, fmnist, monkeypatch):
+    """kd_teacher: inplace (BigNAS): the step's first subnet (the largest) learns from the labels only and its
+    detached logits on the same images teach the others; no frozen teacher is loaded or saved."""
+    import random
+
+    import supernet.train as train_mod
+
+    recipe = load_recipe_from({**TINY_RECIPE, "phases": [
+        {"name": "all", "epochs": 1, "lr": 1e-3, "subnets_per_step": 3, "kd_ratio": 1.0, "kd_teacher": "inplace"}]},
+        tmp_path)
+    trainer = Trainer(recipe, fmnist, tmp_path / "run")
+    phase = recipe.phases[0]
+    archs = train_mod.phase_archs(trainer.space, phase, random.Random(0))
+    assert archs[0] == trainer.space.largest()
+    images, labels = fmnist.train_x[:16], fmnist.train_y[:16]
+    taught: list[torch.Tensor] = []
+    real = train_mod.distill_loss
+    monkeypatch.setattr(train_mod, "distill_loss", lambda lg, t, temp: taught.append(t) or real(lg, t, temp))
+    trainer._micro_step(phase, archs, images, labels)
+    assert len(taught) == 2 and all(not t.requires_grad for t in taught)
+    trainer.net.set_arch(archs[0])
+    with torch.no_grad():
+        x = train_mod.preprocess(images, archs[0].resolution, trainer.mean, trainer.std)
+        before = trainer.net(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(taught[0], before)  # the largest's logits (weights not stepped yet)
+    assert trainer.teacher is None
+    trainer.fit()
+    assert not (tmp_path / "run" / "train_state" / "teacher.safetensors").exists()
+
+
+def load_recipe_from(data: dict, tmp_path) -> object:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_recipe(path)

@@ -93,7 +93,7 @@ def fit(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, gen: torch.
     return model
 
 
-def build_predictor(run: str | os.PathLike, n_subnets: int = 500, seed: int = 0,
+def build_predictor(run: str | os.PathLike, n_subnets: int = 1000, seed: int = 0,
                     data_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Measure subnets (resumable), fit the trees, write accuracy_predictor.{safetensors,json}."""
     run = Path(run)

@@ -99,9 +99,9 @@ def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.Pat
     data = load_dataset(ds.name, data_dir)
     _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
     vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
+    measure = _onnx_correct if per_image else _onnx_top1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for arch in tqdm(archs, desc="measure subnets", disable=not progress, unit="subnet"):
             model = calibrated_subnet(net, meta, data, arch)
-            measure = _onnx_correct if per_image else _onnx_top1
             yield arch, measure(model, vx, vy, arch.resolution, list(ds.mean), list(ds.std))

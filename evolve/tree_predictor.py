@@ -100,10 +100,10 @@ def fit_trees(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, seed:
     gen = torch.Generator().manual_seed(seed)
     train, test = split if split is not None else heldout_split(len(archs), gen, heldout)
     x, y = features(space, archs, FEATURE_SET).astype(np.float64), np.asarray(accs, np.float64)
-    model = regressor(seed, **hyper).fit(x[train], y[train])
-    pred = TreeEnsemble.from_sklearn(model).predict(x[test])
+    trees = TreeEnsemble.from_sklearn(regressor(seed, **hyper).fit(x[train], y[train]))
+    pred = trees.predict(x[test])
     oof = out_of_fold(lambda: regressor(seed, **hyper), x[train], y[train], seed)
     report = {"model": MODEL, **error_report(pred, y[test], len(train), test), "hyper": {**HYPER, **hyper},
               "interval": residual_interval(y[train] - oof, pred, y[test], "5-fold out-of-fold residuals (measured "
                                             "minus predicted) on the training part")}
-    return TreePredictor(space, TreeEnsemble.from_sklearn(model), report)
+    return TreePredictor(space, trees, report)

@@ -1,9 +1,10 @@
-"""Does progressive shrinking help? The shipped recipe against no-PS and from-scratch training, with
+"""Does progressive shrinking help? The PS recipe against no-PS and from-scratch training, with
 equal total epochs and identical data (OFA paper, Fig. 5 and Table 2, on Fashion-MNIST).
 
 Methods (every run: the same training images, the same validation split, batch 128, AdamW, cosine LR):
-- ps: the shipped recipe (supernet/recipes/fashion_mnist.yaml): full network, then elastic kernel,
-  depth and expand ratio, distilling from the full network; its phase lengths scaled to --epochs;
+- ps: the progressive-shrinking recipe (supernet/recipes/fashion_mnist_ps.yaml, shipped until 2026-11-28):
+  full network, then elastic kernel, depth and expand ratio, distilling from the full network; its phase
+  lengths scaled to --epochs;
 - nops: one phase with every dimension elastic from the first epoch, the same sandwich sampling
   (largest, smallest and one random subnet per step) and no teacher (there is no trained full
   network to distil from when everything starts at once);
@@ -45,6 +46,7 @@ from supernet.train import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ps_ablation.json"
 SUBNETS = ("smallest", "middle", "largest")
+PS_RECIPE = "fashion_mnist_ps"  # every method is derived from it (same data, space, seed, lr)
 
 
 def scaled_phases(shipped: Recipe, epochs: int) -> list[dict[str, Any]]:
@@ -117,7 +119,7 @@ def compute(recipe: Recipe, steps: int) -> dict[str, int]:
 
 
 def run_one(work: Path, data: Any, method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    recipe = method_recipe(load_recipe(None), method, seed, args.epochs, args.train_images)
+    recipe = method_recipe(load_recipe(PS_RECIPE), method, seed, args.epochs, args.train_images)
     folder = work / f"{method}-s{seed}"
     meta_path = folder / "supernet.json"
     meta = read_json(meta_path, "run") if meta_path.is_file() else None

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = tr.add_argument_group("run")
     g.add_argument("--recipe", action=_Once, metavar="YAML",
                    help="training recipe: a YAML file or a shipped recipe's name (cifar10, imagefolder, "
-                   "fashion_mnist_short, fashion_mnist_nops; default: the shipped supernet's)")
+                   "fashion_mnist (the shipped supernet's, the default), fashion_mnist_ps, fashion_mnist_short)")
     g.add_argument("--out", action=_Once, required=True, metavar="RUN")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     g.add_argument("--torch-device", action=_Once, default="cpu", metavar="DEV",

@@ -21,6 +21,14 @@ def test_shipped_supernet_loads_and_writes_back_unchanged():
     assert ds.extra["image_size"] == raw["dataset"]["image_size"]
 
 
+def test_shipped_supernet_was_trained_by_the_default_recipe():
+    """`hwofa train` without --recipe reproduces the shipped supernet's recipe (supernet/recipes/fashion_mnist.yaml)."""
+    from supernet.recipe import load_recipe
+
+    raw = json.loads((SHIPPED_RUN / "supernet.json").read_text())
+    assert raw["recipe"] == load_recipe(None).to_dict()
+
+
 def test_optional_dataset_fields_stay_absent():
     d = {"name": "x", "mean": [0.5], "std": [0.25], "val_size": 10, "split_seed": 0}
     info = DatasetInfo.from_dict(d, "supernet.json")

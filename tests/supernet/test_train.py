@@ -172,7 +172,7 @@ def test_ablation_recipes_have_equal_epochs_and_train_one_subnet_alone():
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     method_recipe, plan = ablation.method_recipe, ablation.plan
-    shipped = load_recipe(None)
+    shipped = load_recipe(ablation.PS_RECIPE)
     recipes = {m: method_recipe(shipped, m, 1, 8, 1024) for m, _ in plan([0, 1])}
     assert {sum(p.epochs for p in r.phases) for r in recipes.values()} == {8}
     assert [p.name for p in recipes["ps"].phases] == [p.name for p in shipped.phases]

@@ -207,7 +207,11 @@ def learning_curve(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, 
 
 def noise_floor(archs: list[ArchSpec], y: np.ndarray, n: int) -> dict[str, Any]:
     correct = np.array(measure_archs(SHIPPED_RUN, archs[:n], per_image=True))  # (subnets, images)
-    assert np.allclose(correct.mean(1), y[:n]), "per-image measurement disagrees with the stored top-1"
+    # BN recalibration sums in an order that depends on the thread count, which can flip a borderline
+    # image: a few images of drift is reported, more means the samples belong to something else
+    drift = np.abs(correct.mean(1) - y[:n]) * correct.shape[1]
+    if drift.max() > 5:
+        raise SystemExit(f"per-image measurement disagrees with the stored top-1 by up to {drift.max():.0f} images")
 
     rng, noise, taus = np.random.default_rng(0), [], []
     for _ in range(20):
@@ -217,6 +221,8 @@ def noise_floor(archs: list[ArchSpec], y: np.ndarray, n: int) -> dict[str, Any]:
         taus.append(kendalltau(a, b).statistic)
     sd, spread = float(np.sqrt(np.mean(noise))), float(100 * np.std(y, ddof=1))
     return {"subnets": n, "halvings": len(taus), "noise_sd_points": sd, "heldout_sd_points": spread,
+            "remeasured_vs_stored_images": {"max": int(round(drift.max())),
+                                            "subnets_differing": int((drift > 0.5).sum())},
             "tau_ceiling_gaussian": float(2 / np.pi * np.arcsin(np.sqrt(1 - sd ** 2 / spread ** 2))),
             "split_half_kendall_tau": float(np.mean(taus)),
             "note": "sd over subnets of (top-1 on half A - on half B) / 2: how much a 5000-image top-1 moves with the "

@@ -49,10 +49,10 @@ SUBNETS = ("smallest", "middle", "largest")
 PS_RECIPE = "fashion_mnist_ps"  # every method is derived from it (same data, space, seed, lr)
 
 
-def scaled_phases(shipped: Recipe, epochs: int) -> list[dict[str, Any]]:
-    """The shipped phases with their epochs scaled to `epochs` in total (each phase at least one)."""
-    total = sum(p.epochs for p in shipped.phases)
-    out = [{**p.__dict__, "epochs": max(1, round(p.epochs * epochs / total))} for p in shipped.phases]
+def scaled_phases(ps: Recipe, epochs: int) -> list[dict[str, Any]]:
+    """The PS recipe's phases with their epochs scaled to `epochs` in total (each phase at least one)."""
+    total = sum(p.epochs for p in ps.phases)
+    out = [{**p.__dict__, "epochs": max(1, round(p.epochs * epochs / total))} for p in ps.phases]
     out[0]["epochs"] += epochs - sum(p["epochs"] for p in out)  # rounding goes to the full-network phase
     return out
 
@@ -70,27 +70,27 @@ def subnet_dims(recipe: Recipe, which: str) -> dict[str, list[int]]:
     return {d: [pick(sorted(v))] for d, v in dims.items()}
 
 
-def method_recipe(shipped: Recipe, method: str, seed: int, epochs: int, train_images: int) -> Recipe:
-    base = {k: v for k, v in shipped.to_dict().items() if k != "phases"}
-    base.update(seed=seed, split_seed=shipped.seed, train_limit=train_images)
-    lr = shipped.phases[0].lr
+def method_recipe(ps: Recipe, method: str, seed: int, epochs: int, train_images: int) -> Recipe:
+    base = {k: v for k, v in ps.to_dict().items() if k != "phases"}
+    base.update(seed=seed, split_seed=ps.seed, train_limit=train_images)
+    lr = ps.phases[0].lr
     if method == "ps":
-        phases = scaled_phases(shipped, epochs)
+        phases = scaled_phases(ps, epochs)
     elif method in ("ps-short", "ps-short-nokd"):
         kd = {"kd_ratio": 0.0} if method.endswith("nokd") else {}
         phases = [p.__dict__ | {"lr": p.lr if i == 0 else 2e-3} | (kd if i else {})
-                  for i, p in enumerate(shipped.phases)]
+                  for i, p in enumerate(ps.phases)]
         for p, n in zip(phases, short_epochs(epochs), strict=True):
             p["epochs"] = n
     elif method == "ps-inplace":
-        phases = [p | ({"kd_teacher": "inplace"} if p["kd_ratio"] > 0 else {}) for p in scaled_phases(shipped, epochs)]
+        phases = [p | ({"kd_teacher": "inplace"} if p["kd_ratio"] > 0 else {}) for p in scaled_phases(ps, epochs)]
     elif method == "nops":
         phases = [{"name": "all", "epochs": epochs, "lr": lr, "subnets_per_step": 3}]
     elif method == "nops-inplace":
         phases = [{"name": "all", "epochs": epochs, "lr": lr, "subnets_per_step": 3, "kd_ratio": 1.0,
                    "kd_teacher": "inplace"}]
     elif method.startswith("scratch-"):
-        phases = [{"name": method, "epochs": epochs, "lr": lr, **subnet_dims(shipped, method[len("scratch-"):])}]
+        phases = [{"name": method, "epochs": epochs, "lr": lr, **subnet_dims(ps, method[len("scratch-"):])}]
     else:
         raise ValueError(method)
     return Recipe.from_dict({**base, "phases": phases}, source=f"ablation '{method}'")

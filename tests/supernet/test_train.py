@@ -172,12 +172,12 @@ def test_ablation_recipes_have_equal_epochs_and_train_one_subnet_alone():
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     method_recipe, plan = ablation.method_recipe, ablation.plan
-    shipped = load_recipe(ablation.PS_RECIPE)
-    recipes = {m: method_recipe(shipped, m, 1, 8, 1024) for m, _ in plan([0, 1])}
+    ps = load_recipe(ablation.PS_RECIPE)
+    recipes = {m: method_recipe(ps, m, 1, 8, 1024) for m, _ in plan([0, 1])}
     assert {sum(p.epochs for p in r.phases) for r in recipes.values()} == {8}
-    assert [p.name for p in recipes["ps"].phases] == [p.name for p in shipped.phases]
-    assert all(r.split_seed == shipped.seed and r.seed == 1 and r.train_limit == 1024 for r in recipes.values())
-    space = shipped.search_space()
+    assert [p.name for p in recipes["ps"].phases] == [p.name for p in ps.phases]
+    assert all(r.split_seed == ps.seed and r.seed == 1 and r.train_limit == 1024 for r in recipes.values())
+    space = ps.search_space()
     rng = random.Random(0)
     for which, arch in (("smallest", space.smallest()), ("largest", space.largest())):
         phase = recipes[f"scratch-{which}"].phases[0]

@@ -85,20 +85,26 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
 
 
 def measure_archs(run: str | os.PathLike, archs: list[ArchSpec], data_dir: str | os.PathLike | None = None,
-                  progress: bool = True, per_image: bool = False) -> list[Any]:
+                  progress: bool = True, per_image: bool = False, split: str = "validation") -> list[Any]:
     """Validation top-1 of given archs, measured as the predictor's samples are (e.g. the search's picks);
-    with `per_image`, instead each arch's right/wrong per validation image (a bool array)."""
+    with `per_image`, instead each arch's right/wrong per image (a bool array); `split="test"` scores the
+    test images instead (for benchmarks that check a figure against them, never to fit or choose)."""
     net, meta = load_supernet(run)
-    return [acc for _, acc in _measured(net, meta, archs, data_dir, progress, per_image)]
+    return [acc for _, acc in _measured(net, meta, archs, data_dir, progress, per_image, split)]
 
 
 def _measured(net: Any, meta: Any, archs: list[ArchSpec], data_dir: str | os.PathLike | None, progress: bool,
-              per_image: bool = False) -> Iterator[tuple[ArchSpec, Any]]:
-    """(arch, validation top-1) one by one: BN recalibrated, the ONNX model run on the reference runtime."""
+              per_image: bool = False, split: str = "validation") -> Iterator[tuple[ArchSpec, Any]]:
+    """(arch, top-1 on `split`) one by one: BN recalibrated, the ONNX model run on the reference runtime."""
     ds = meta.dataset
     data = load_dataset(ds.name, data_dir)
-    _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
-    vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
+    if split == "test":
+        vx, vy = data.test_x, data.test_y.numpy()
+    elif split == "validation":
+        _, val_idx = train_val_split(len(data.train_y), ds.val_size, ds.split_seed)
+        vx, vy = data.train_x[val_idx], data.train_y[val_idx].numpy()
+    else:
+        raise ValueError(f"split {split!r}: 'validation' or 'test'")
     measure = _onnx_correct if per_image else _onnx_top1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -66,3 +66,16 @@ def test_measure_resumes_without_remeasuring(tiny_run, monkeypatch):
     monkeypatch.setattr(measure, "_onnx_top1", lambda *a, **k: calls.append(1) or real(*a, **k))
     samples = measure_subnets(tiny_run, 12, seed=3, progress=False)
     assert len(samples) == 12 and len(calls) == 7
+
+
+def test_measure_archs_scores_the_split_asked_for(tiny_run, fmnist):
+    from evolve.measure import measure_archs
+
+    space = SearchSpace.from_dict(TINY_SPACE)
+    arch = [space.smallest()]
+    val = measure_archs(tiny_run, arch, progress=False, per_image=True)[0]
+    test = measure_archs(tiny_run, arch, progress=False, per_image=True, split="test")[0]
+    assert val.shape == (300,) and test.shape == (len(fmnist.test_y),)  # the recipe's val_size; all test images
+    assert measure_archs(tiny_run, arch, progress=False, split="test")[0] == pytest.approx(test.mean())
+    with pytest.raises(ValueError, match="'validation' or 'test'"):
+        measure_archs(tiny_run, arch, progress=False, split="train")

@@ -1,0 +1,116 @@
+"""How much of the shipped predictor's held-out Kendall tau is lost to the labels it is scored against.
+
+The predictor is fitted on, and its held-out figures scored against, top-1 on the 5 000 validation
+images. A 5 000-image top-1 carries a per-subnet error of a fifth of a point (predictor_compare's noise
+floor), about a third of the spread between subnets, so even a perfect predictor would score well below
+tau 1 against it. Here the 200 held-out subnets (the predictor never saw them) are measured again on the
+10 000 test images, the same way (BN recalibrated on training images, the ONNX model on ONNX Runtime),
+and the shipped predictor, unchanged, is scored against:
+- `validation`: the stored 5 000-image labels (the figure accuracy_predictor.json reports);
+- `test`: the 10 000 test images;
+- `pooled`: all 15 000 images (5 000 validation + 10 000 test), the least noisy label there is here.
+The test images fit nothing and choose nothing: this only scores a finished predictor against better
+measurements of subnets it did not see.
+
+Noise per label size comes from the test images themselves: 20 random halvings into two 5 000-image
+halves; sd(half A - half B) / 2 over subnets is the per-subnet error of a 5 000-image top-1 (the offset
+common to all subnets removed), scaled by sqrt(5000 / N) for N images. With it, the Gaussian ceiling
+tau_max = (2 / pi) asin(sqrt(1 - noise^2 / var)) is what a predictor that knew every subnet's noise-free
+top-1 would score against an N-image label. A 90 % bootstrap interval (over held-out subnets) goes with
+each tau.
+
+    python benchmarks/predictor_labels.py          # ~10 min on 2 cores (200 subnets x 10 000 images)
+writes benchmarks/results/predictor_labels.json (RMSE and bias in points)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from evolve import load_predictor
+from evolve.measure import measure_archs
+from hwofa.common import SHIPPED_RUN, atomic_write_json, read_json
+from supernet import ArchSpec, SearchSpace
+
+RESULTS = Path(__file__).resolve().parent / "results" / "predictor_labels.json"
+HALVINGS = 20
+BOOTSTRAP = 2000
+
+
+def tau_with_interval(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    boot = [kendalltau(pred[i], truth[i]).statistic
+            for i in (rng.integers(0, len(pred), len(pred)) for _ in range(BOOTSTRAP))]
+    lo, hi = np.nanquantile(boot, [0.05, 0.95])  # a resample of tied subnets has no tau
+    return {"kendall_tau": float(kendalltau(pred, truth).statistic), "tau_90_low": float(lo), "tau_90_high": float(hi)}
+
+
+def scored(pred: np.ndarray, truth: np.ndarray, images: int, noise_5000: float,
+           rng: np.random.Generator) -> dict[str, Any]:
+    err = 100 * (pred - truth)
+    noise = noise_5000 * np.sqrt(5000 / images)
+    var = float(np.var(100 * truth, ddof=1))
+    return {"images": images, **tau_with_interval(pred, truth, rng),
+            "rmse_points": float(np.sqrt(np.mean(err ** 2))), "bias_points": float(err.mean()),
+            "rmse_offset_removed_points": float(np.std(err)), "label_sd_points": float(np.sqrt(var)),
+            "label_noise_sd_points": float(noise),
+            "tau_ceiling_gaussian": float(2 / np.pi * np.arcsin(np.sqrt(max(0.0, 1 - noise ** 2 / var))))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, default=SHIPPED_RUN, help="supernet run folder with its predictor")
+    ap.add_argument("--subnets", type=int, default=None, help="only the first N held-out subnets (a quick look)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    t0 = time.time()
+    meta = read_json(args.run / "accuracy_predictor.json", "accuracy predictor")
+    space = SearchSpace.from_dict(meta["space"])
+    predictor = load_predictor(args.run, space)
+    held = meta["heldout_indices"][:args.subnets]
+    samples = [meta["samples"][i] for i in held]
+    archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
+    val = np.array([s["val_top1"] for s in samples])
+    pred = np.asarray(predictor.predict(archs), np.float64)
+
+    correct = np.array(measure_archs(args.run, archs, per_image=True, split="test"))  # (subnets, 10 000)
+    test = correct.mean(1)
+    rng = np.random.default_rng(0)
+    noise, halves_tau = [], []
+    for _ in range(HALVINGS):
+        half = rng.permutation(correct.shape[1]) < correct.shape[1] // 2
+        a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
+        noise.append(np.var(a - b, ddof=1) / 4)
+        halves_tau.append(kendalltau(a, b).statistic)
+    noise_5000 = float(np.sqrt(np.mean(noise)))
+    n_val, n_test = read_json(args.run / "supernet.json", "supernet")["dataset"]["val_size"], correct.shape[1]
+    pooled = (n_val * val + n_test * test) / (n_val + n_test)
+
+    result = {
+        "run": str(args.run), "heldout_subnets": len(held), "predictor": meta["model"],
+        "predictor_heldout_tau_reported": meta["kendall_tau"],
+        "noise": {"sd_points_5000_images": noise_5000, "halvings": HALVINGS,
+                  "split_half_tau_5000_vs_5000_test_images": float(np.mean(halves_tau)),
+                  "validation_vs_test_tau": float(kendalltau(val, test).statistic)},
+        "against": {"validation": scored(pred, val, n_val, noise_5000, rng),
+                    "test": scored(pred, test, n_test, noise_5000, rng),
+                    "pooled": scored(pred, pooled, n_val + n_test, noise_5000, rng)},
+        "command": "python benchmarks/predictor_labels.py", "loadavg_1m": os.getloadavg()[0],
+        "seconds": round(time.time() - t0)}
+    atomic_write_json(args.results, result)
+    for name, r in result["against"].items():
+        print(f"against {name:>10} ({r['images']:>5} images): tau {r['kendall_tau']:.3f} "
+              f"[{r['tau_90_low']:.3f}, {r['tau_90_high']:.3f}], ceiling {r['tau_ceiling_gaussian']:.3f}, "
+              f"RMSE {r['rmse_points']:.3f} (offset removed {r['rmse_offset_removed_points']:.3f}) points")
+    print(f"noise of a 5000-image top-1: sd {noise_5000:.3f} points; validation vs test tau "
+          f"{result['noise']['validation_vs_test_tau']:.3f} -> {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,13 @@ tau_max = (2 / pi) asin(sqrt(1 - noise^2 / var)) is what a predictor that knew e
 top-1 would score against an N-image label. A 90 % bootstrap interval (over held-out subnets) goes with
 each tau.
 
+Three measurements of the same subnets with independent errors (the predictor, fitted on other subnets;
+the validation labels; the test labels) also give each one's correlation with the noise-free top-1
+without any noise model (correction for attenuation: r_pv = rho_p rho_v, r_pt = rho_p rho_t, r_vt =
+rho_v rho_t, each r from Kendall tau as sin(pi tau / 2), Gaussian); `triad` reports rho and the tau it
+implies against noise-free top-1. Independence is an assumption: the validation and test labels share the
+BN recalibration of each subnet, which makes them agree more, not less.
+
     python benchmarks/predictor_labels.py          # ~10 min on 2 cores (200 subnets x 10 000 images)
 writes benchmarks/results/predictor_labels.json (RMSE and bias in points)
 """
@@ -92,24 +99,39 @@ def main() -> None:
     n_val, n_test = read_json(args.run / "supernet.json", "supernet")["dataset"]["val_size"], correct.shape[1]
     pooled = (n_val * val + n_test * test) / (n_val + n_test)
 
+    r = {k: float(np.sin(np.pi / 2 * kendalltau(a, b).statistic))
+         for k, (a, b) in {"pv": (pred, val), "pt": (pred, test), "vt": (val, test)}.items()}
+    rho = {"predictor": np.sqrt(r["pv"] * r["pt"] / r["vt"]), "validation": np.sqrt(r["pv"] * r["vt"] / r["pt"]),
+           "test": np.sqrt(r["pt"] * r["vt"] / r["pv"])}
+    triad = {k: {"rho": float(v), "tau_against_noise_free": float(2 / np.pi * np.arcsin(min(1.0, v)))}
+             for k, v in rho.items()}
     result = {
         "run": str(args.run), "heldout_subnets": len(held), "predictor": meta["model"],
         "predictor_heldout_tau_reported": meta["kendall_tau"],
         "noise": {"sd_points_5000_images": noise_5000, "halvings": HALVINGS,
                   "split_half_tau_5000_vs_5000_test_images": float(np.mean(halves_tau)),
-                  "validation_vs_test_tau": float(kendalltau(val, test).statistic)},
+                  "validation_vs_test_tau": float(kendalltau(val, test).statistic),
+                  "validation_minus_test_sd_points": float(100 * np.std(val - test, ddof=1)),
+                  "validation_minus_test_sd_expected_points": float(noise_5000 * np.sqrt(1 + 5000 / n_test))},
+        "triad": triad,
         "against": {"validation": scored(pred, val, n_val, noise_5000, rng),
                     "test": scored(pred, test, n_test, noise_5000, rng),
                     "pooled": scored(pred, pooled, n_val + n_test, noise_5000, rng)},
         "command": "python benchmarks/predictor_labels.py", "loadavg_1m": os.getloadavg()[0],
-        "seconds": round(time.time() - t0)}
+        "seconds": round(time.time() - t0),
+        "rows": [{"index": int(i), "predicted": float(p), "validation_top1": float(v), "test_top1": float(t)}
+                 for i, p, v, t in zip(held, pred, val, test, strict=True)]}
     atomic_write_json(args.results, result)
     for name, r in result["against"].items():
         print(f"against {name:>10} ({r['images']:>5} images): tau {r['kendall_tau']:.3f} "
               f"[{r['tau_90_low']:.3f}, {r['tau_90_high']:.3f}], ceiling {r['tau_ceiling_gaussian']:.3f}, "
               f"RMSE {r['rmse_points']:.3f} (offset removed {r['rmse_offset_removed_points']:.3f}) points")
+    nz = result["noise"]
     print(f"noise of a 5000-image top-1: sd {noise_5000:.3f} points; validation vs test tau "
-          f"{result['noise']['validation_vs_test_tau']:.3f} -> {args.results}")
+          f"{nz['validation_vs_test_tau']:.3f}, sd(validation - test) {nz['validation_minus_test_sd_points']:.3f} "
+          f"points (halvings expect {nz['validation_minus_test_sd_expected_points']:.3f})")
+    print("against noise-free top-1 (triad): " + ", ".join(
+        f"{k} tau {v['tau_against_noise_free']:.3f}" for k, v in triad.items()) + f" -> {args.results}")
 
 
 if __name__ == "__main__":

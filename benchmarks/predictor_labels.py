@@ -27,6 +27,7 @@ implies against noise-free top-1. Independence is an assumption: the validation 
 BN recalibration of each subnet, which makes them agree more, not less.
 
     python benchmarks/predictor_labels.py          # ~10 min on 2 cores (200 subnets x 10 000 images)
+    python benchmarks/predictor_labels.py --rescore benchmarks/results/predictor_labels.json   # no measuring
 writes benchmarks/results/predictor_labels.json (RMSE and bias in points)
 """
 
@@ -58,6 +59,27 @@ def tau_with_interval(pred: np.ndarray, truth: np.ndarray, rng: np.random.Genera
     return {"kendall_tau": float(kendalltau(pred, truth).statistic), "tau_90_low": float(lo), "tau_90_high": float(hi)}
 
 
+def _rho(pred: np.ndarray, val: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    r = {k: float(np.sin(np.pi / 2 * kendalltau(a, b).statistic))
+         for k, (a, b) in {"pv": (pred, val), "pt": (pred, test), "vt": (val, test)}.items()}
+    return {"predictor": np.sqrt(max(0.0, r["pv"] * r["pt"] / r["vt"])),
+            "validation": np.sqrt(max(0.0, r["pv"] * r["vt"] / r["pt"])),
+            "test": np.sqrt(max(0.0, r["pt"] * r["vt"] / r["pv"]))}
+
+
+def attenuation(pred: np.ndarray, val: np.ndarray, test: np.ndarray,
+                rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    """Each measurement's correlation with noise-free top-1 (rho) and the Kendall tau it implies, with a
+    90 % bootstrap interval over subnets."""
+    tau = lambda rho: float(2 / np.pi * np.arcsin(min(1.0, rho)))  # noqa: E731
+    boot = [_rho(pred[i], val[i], test[i]) for i in (rng.integers(0, len(pred), len(pred)) for _ in range(BOOTSTRAP))]
+    out = {}
+    for k, v in _rho(pred, val, test).items():
+        lo, hi = np.nanquantile([tau(b[k]) for b in boot], [0.05, 0.95])
+        out[k] = {"rho": float(v), "tau_against_noise_free": tau(v), "tau_90_low": float(lo), "tau_90_high": float(hi)}
+    return out
+
+
 def scored(pred: np.ndarray, truth: np.ndarray, images: int, noise_5000: float,
            rng: np.random.Generator) -> dict[str, Any]:
     err = 100 * (pred - truth)
@@ -75,6 +97,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=SHIPPED_RUN, help="supernet run folder with its predictor")
     ap.add_argument("--subnets", type=int, default=None, help="only the first N held-out subnets (a quick look)")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--rescore", type=Path, default=None, metavar="JSON",
+                    help="take the test top-1 and noise figures from this earlier results file instead of measuring")
     args = ap.parse_args()
     t0 = time.time()
     meta = read_json(args.run / "accuracy_predictor.json", "accuracy predictor")
@@ -86,30 +110,32 @@ def main() -> None:
     val = np.array([s["val_top1"] for s in samples])
     pred = np.asarray(predictor.predict(archs), np.float64)
 
-    correct = np.array(measure_archs(args.run, archs, per_image=True, split="test"))  # (subnets, 10 000)
-    test = correct.mean(1)
     rng = np.random.default_rng(0)
-    noise, halves_tau = [], []
-    for _ in range(HALVINGS):
-        half = rng.permutation(correct.shape[1]) < correct.shape[1] // 2
-        a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
-        noise.append(np.var(a - b, ddof=1) / 4)
-        halves_tau.append(kendalltau(a, b).statistic)
-    noise_5000 = float(np.sqrt(np.mean(noise)))
-    n_val, n_test = read_json(args.run / "supernet.json", "supernet")["dataset"]["val_size"], correct.shape[1]
+    if args.rescore:
+        old = read_json(args.rescore, "predictor_labels results")
+        by_index = {row["index"]: row["test_top1"] for row in old["rows"]}
+        test = np.array([by_index[i] for i in held])
+        noise_5000, n_test = old["noise"]["sd_points_5000_images"], old["against"]["test"]["images"]
+        split_tau = old["noise"]["split_half_tau_5000_vs_5000_test_images"]
+    else:
+        correct = np.array(measure_archs(args.run, archs, per_image=True, split="test"))  # (subnets, 10 000)
+        test, n_test = correct.mean(1), correct.shape[1]
+        noise, halves_tau = [], []
+        for _ in range(HALVINGS):
+            half = rng.permutation(correct.shape[1]) < correct.shape[1] // 2
+            a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
+            noise.append(np.var(a - b, ddof=1) / 4)
+            halves_tau.append(kendalltau(a, b).statistic)
+        noise_5000, split_tau = float(np.sqrt(np.mean(noise))), float(np.mean(halves_tau))
+    n_val = read_json(args.run / "supernet.json", "supernet")["dataset"]["val_size"]
     pooled = (n_val * val + n_test * test) / (n_val + n_test)
 
-    r = {k: float(np.sin(np.pi / 2 * kendalltau(a, b).statistic))
-         for k, (a, b) in {"pv": (pred, val), "pt": (pred, test), "vt": (val, test)}.items()}
-    rho = {"predictor": np.sqrt(r["pv"] * r["pt"] / r["vt"]), "validation": np.sqrt(r["pv"] * r["vt"] / r["pt"]),
-           "test": np.sqrt(r["pt"] * r["vt"] / r["pv"])}
-    triad = {k: {"rho": float(v), "tau_against_noise_free": float(2 / np.pi * np.arcsin(min(1.0, v)))}
-             for k, v in rho.items()}
+    triad = attenuation(pred, val, test, rng)
     result = {
-        "run": str(args.run), "heldout_subnets": len(held), "predictor": meta["model"],
+        "run": str(args.run), "heldout_subnets": len(held), "test_images": n_test, "predictor": meta["model"],
         "predictor_heldout_tau_reported": meta["kendall_tau"],
         "noise": {"sd_points_5000_images": noise_5000, "halvings": HALVINGS,
-                  "split_half_tau_5000_vs_5000_test_images": float(np.mean(halves_tau)),
+                  "split_half_tau_5000_vs_5000_test_images": split_tau,
                   "validation_vs_test_tau": float(kendalltau(val, test).statistic),
                   "validation_minus_test_sd_points": float(100 * np.std(val - test, ddof=1)),
                   "validation_minus_test_sd_expected_points": float(noise_5000 * np.sqrt(1 + 5000 / n_test))},
@@ -117,8 +143,10 @@ def main() -> None:
         "against": {"validation": scored(pred, val, n_val, noise_5000, rng),
                     "test": scored(pred, test, n_test, noise_5000, rng),
                     "pooled": scored(pred, pooled, n_val + n_test, noise_5000, rng)},
-        "command": "python benchmarks/predictor_labels.py", "loadavg_1m": os.getloadavg()[0],
+        "command": "python benchmarks/predictor_labels.py" + (f" --rescore {args.rescore}" if args.rescore else ""),
+        "loadavg_1m": os.getloadavg()[0],
         "seconds": round(time.time() - t0),
+        "measured_seconds": old.get("measured_seconds", old["seconds"]) if args.rescore else round(time.time() - t0),
         "rows": [{"index": int(i), "predicted": float(p), "validation_top1": float(v), "test_top1": float(t)}
                  for i, p, v, t in zip(held, pred, val, test, strict=True)]}
     atomic_write_json(args.results, result)
@@ -131,7 +159,8 @@ def main() -> None:
           f"{nz['validation_vs_test_tau']:.3f}, sd(validation - test) {nz['validation_minus_test_sd_points']:.3f} "
           f"points (halvings expect {nz['validation_minus_test_sd_expected_points']:.3f})")
     print("against noise-free top-1 (triad): " + ", ".join(
-        f"{k} tau {v['tau_against_noise_free']:.3f}" for k, v in triad.items()) + f" -> {args.results}")
+        f"{k} tau {v['tau_against_noise_free']:.3f} [{v['tau_90_low']:.3f}, {v['tau_90_high']:.3f}]"
+        for k, v in triad.items()) + f" -> {args.results}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -47,7 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from evolve import features, fit
-from evolve._heldout import error_report, heldout_split, out_of_fold
+from evolve._heldout import error_report, heldout_split, out_of_fold, split_half_noise
 from evolve.measure import measure_archs
 from evolve.tree_predictor import HYPER
 from evolve.zero_cost import size
@@ -213,18 +212,15 @@ def noise_floor(archs: list[ArchSpec], y: np.ndarray, n: int) -> dict[str, Any]:
     if drift.max() > 5:
         raise SystemExit(f"per-image measurement disagrees with the stored top-1 by up to {drift.max():.0f} images")
 
-    rng, noise, taus = np.random.default_rng(0), [], []
-    for _ in range(20):
-        half = rng.permutation(correct.shape[1]) < correct.shape[1] // 2
-        a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
-        noise.append(np.var(a - b, ddof=1) / 4)
-        taus.append(kendalltau(a, b).statistic)
-    sd, spread = float(np.sqrt(np.mean(noise))), float(100 * np.std(y, ddof=1))
-    return {"subnets": n, "halvings": len(taus), "noise_sd_points": sd, "heldout_sd_points": spread,
+    halvings = 20
+    diff_sd, split_tau = split_half_noise(correct, halvings, np.random.default_rng(0))
+    sd = diff_sd / 2  # halves of 2 500 images: a 5 000-image top-1 has half the sd of their difference
+    spread = float(100 * np.std(y, ddof=1))
+    return {"subnets": n, "halvings": halvings, "noise_sd_points": sd, "heldout_sd_points": spread,
             "remeasured_vs_stored_images": {"max": int(round(drift.max())),
                                             "subnets_differing": int((drift > 0.5).sum())},
             "tau_ceiling_gaussian": float(2 / np.pi * np.arcsin(np.sqrt(1 - sd ** 2 / spread ** 2))),
-            "split_half_kendall_tau": float(np.mean(taus)),
+            "split_half_kendall_tau": split_tau,
             "note": "sd over subnets of (top-1 on half A - on half B) / 2: how much a 5000-image top-1 moves with the "
                     "images drawn; tau_ceiling_gaussian: Kendall tau of noise-free top-1 against measured, if both "
                     "were Gaussian (heldout_sd_points: the measured spread of all held-out subnets); "

@@ -89,7 +89,8 @@ def main() -> None:
     result = {"subnets": len(y), "batch": args.batch, "seed": args.seed,
               "naswot_units": "inputs of every nn.ReLU and nn.Hardswish; code = pre-activation > 0; BN batch stats",
               "synflow": "BN removed, |parameters|, float64, all-ones input; log of the sum over conv/linear weights",
-              "predictor": f"{pmeta['model']}, held-out tau {pmeta['kendall_tau']:.3f} on its 200 held-out subnets; "
+              "predictor": f"{pmeta['model']}, held-out tau {pmeta['kendall_tau']:.3f} on its "
+                           f"{len(pmeta['heldout_indices'])} held-out subnets; "
                            "'all' includes the subnets it was fitted on, 'heldout' only the ones it was not",
               "all": ranks(scores, y), "heldout": ranks({k: v[test] for k, v in scores.items()}, y[test]),
               "heldout_subnets": len(test), "with_macs": ranks(scores, scores["macs"]),

@@ -57,3 +57,17 @@ def residual_interval(residuals: np.ndarray, heldout_pred: np.ndarray, heldout_t
     miss = np.asarray(heldout_truth) - np.asarray(heldout_pred)
     held = float(np.mean((miss >= low) & (miss <= high)))
     return {"coverage": coverage, "low": low, "high": high, "from": source, "heldout_coverage": held}
+
+
+def split_half_noise(correct: np.ndarray, halvings: int, rng: np.random.Generator) -> tuple[float, float]:
+    """How much a top-1 moves with the images drawn, from per-image right/wrong (subnets x images): over
+    `halvings` random splits into two halves, (sd over subnets of top-1 on half A minus on half B, in
+    points, as the root of the mean variance; the mean Kendall tau between the halves). The offset common
+    to all subnets drops out. With h images a half, a top-1 over N images has noise sd * sqrt(h / (2 N))."""
+    var, taus = [], []
+    for _ in range(halvings):
+        half = rng.permutation(correct.shape[1]) < correct.shape[1] // 2
+        a, b = 100 * correct[:, half].mean(1), 100 * correct[:, ~half].mean(1)
+        var.append(np.var(a - b, ddof=1))
+        taus.append(kendalltau(a, b).statistic)
+    return float(np.sqrt(np.mean(var))), float(np.mean(taus))

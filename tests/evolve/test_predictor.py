@@ -68,14 +68,31 @@ def test_measure_resumes_without_remeasuring(tiny_run, monkeypatch):
     assert len(samples) == 12 and len(calls) == 7
 
 
-def test_measure_archs_scores_the_split_asked_for(tiny_run, fmnist):
+def test_measure_archs_scores_the_split_asked_for(tiny_run, fmnist, monkeypatch):
+    import evolve.measure as measure
     from evolve.measure import measure_archs
 
+    seen = []
+    real = measure._onnx_correct
+    monkeypatch.setattr(measure, "_onnx_correct", lambda m, x, y, *a: seen.append((x, y)) or real(m, x, y, *a))
     space = SearchSpace.from_dict(TINY_SPACE)
     arch = [space.smallest()]
     val = measure_archs(tiny_run, arch, progress=False, per_image=True)[0]
     test = measure_archs(tiny_run, arch, progress=False, per_image=True, split="test")[0]
     assert val.shape == (300,) and test.shape == (len(fmnist.test_y),)  # the recipe's val_size; all test images
+    assert torch.equal(seen[1][0], fmnist.test_x) and np.array_equal(seen[1][1], fmnist.test_y.numpy())
+    assert not np.array_equal(seen[0][1][:300], fmnist.test_y.numpy()[:300])  # validation: training images
     assert measure_archs(tiny_run, arch, progress=False, split="test")[0] == pytest.approx(test.mean())
     with pytest.raises(ValueError, match="'validation' or 'test'"):
         measure_archs(tiny_run, arch, progress=False, split="train")
+
+
+def test_split_half_noise_recovers_the_sampling_noise_of_top1():
+    from evolve._heldout import split_half_noise
+
+    rng = np.random.default_rng(0)
+    p = np.linspace(0.88, 0.92, 40)  # 40 subnets, each image right with its own probability
+    correct = rng.random((40, 4000)) < p[:, None]
+    diff_sd, tau = split_half_noise(correct, 20, np.random.default_rng(1))
+    expected = 100 * np.sqrt(2 * np.mean(p * (1 - p)) / 2000)  # sd of the difference of two 2 000-image top-1s
+    assert diff_sd == pytest.approx(expected, rel=0.2) and -1 <= tau <= 1

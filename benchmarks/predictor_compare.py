@@ -46,7 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from evolve import features, fit
-from evolve._heldout import error_report, heldout_split, out_of_fold, split_half_noise
+from evolve._heldout import error_report, gaussian_tau, heldout_split, out_of_fold, split_half_noise
 from evolve.measure import measure_archs
 from evolve.tree_predictor import HYPER
 from evolve.zero_cost import size
@@ -219,7 +219,7 @@ def noise_floor(archs: list[ArchSpec], y: np.ndarray, n: int) -> dict[str, Any]:
     return {"subnets": n, "halvings": halvings, "noise_sd_points": sd, "heldout_sd_points": spread,
             "remeasured_vs_stored_images": {"max": int(round(drift.max())),
                                             "subnets_differing": int((drift > 0.5).sum())},
-            "tau_ceiling_gaussian": float(2 / np.pi * np.arcsin(np.sqrt(1 - sd ** 2 / spread ** 2))),
+            "tau_ceiling_gaussian": gaussian_tau(np.sqrt(1 - sd ** 2 / spread ** 2)),
             "split_half_kendall_tau": split_tau,
             "note": "sd over subnets of (top-1 on half A - on half B) / 2: how much a 5000-image top-1 moves with the "
                     "images drawn; tau_ceiling_gaussian: Kendall tau of noise-free top-1 against measured, if both "

@@ -46,7 +46,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from evolve import load_predictor
-from evolve._heldout import split_half_noise
+from evolve._heldout import gaussian_tau, split_half_noise
 from evolve.measure import measure_archs
 from hwofa.common import SHIPPED_RUN, atomic_write_json, read_json
 from supernet import ArchSpec, SearchSpace
@@ -63,8 +63,13 @@ def tau_with_interval(pred: np.ndarray, truth: np.ndarray, rng: np.random.Genera
     return {"kendall_tau": float(kendalltau(pred, truth).statistic), "tau_90_low": float(lo), "tau_90_high": float(hi)}
 
 
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    """The correlation a Kendall tau implies for Gaussian variables."""
+    return float(np.sin(np.pi / 2 * kendalltau(a, b).statistic))
+
+
 def _rho(pred: np.ndarray, val: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    r = {k: float(np.sin(np.pi / 2 * kendalltau(a, b).statistic))
+    r = {k: _r(a, b)
          for k, (a, b) in {"pv": (pred, val), "pt": (pred, test), "vt": (val, test)}.items()}
     if min(r.values()) <= 0 or not all(np.isfinite(list(r.values()))):
         return {"predictor": float("nan"), "validation": float("nan"), "test": float("nan")}
@@ -76,12 +81,12 @@ def attenuation(pred: np.ndarray, val: np.ndarray, test: np.ndarray,
                 rng: np.random.Generator) -> dict[str, dict[str, float]]:
     """Each measurement's correlation with noise-free top-1 (rho) and the Kendall tau it implies, with a
     90 % bootstrap interval over subnets."""
-    tau = lambda rho: float(2 / np.pi * np.arcsin(min(1.0, rho))) if np.isfinite(rho) else float("nan")  # noqa: E731
     boot = [_rho(pred[i], val[i], test[i]) for i in (rng.integers(0, len(pred), len(pred)) for _ in range(BOOTSTRAP))]
     out = {}
     for k, v in _rho(pred, val, test).items():
-        lo, hi = np.nanquantile([tau(b[k]) for b in boot], [0.05, 0.95])
-        out[k] = {"rho": float(v), "tau_against_noise_free": tau(v), "tau_90_low": float(lo), "tau_90_high": float(hi)}
+        lo, hi = np.nanquantile([gaussian_tau(b[k]) for b in boot], [0.05, 0.95])
+        out[k] = {"rho": float(v), "tau_against_noise_free": gaussian_tau(v), "tau_90_low": float(lo),
+                  "tau_90_high": float(hi)}
     return out
 
 
@@ -94,7 +99,7 @@ def scored(pred: np.ndarray, truth: np.ndarray, images: int, noise_5000: float,
             "rmse_points": float(np.sqrt(np.mean(err ** 2))), "bias_points": float(err.mean()),
             "rmse_offset_removed_points": float(np.std(err)), "label_sd_points": float(np.sqrt(var)),
             "label_noise_sd_points": float(noise),
-            "tau_ceiling_gaussian": float(2 / np.pi * np.arcsin(np.sqrt(max(0.0, 1 - noise ** 2 / var))))}
+            "tau_ceiling_gaussian": gaussian_tau(np.sqrt(max(0.0, 1 - noise ** 2 / var)))}
 
 
 def main() -> None:
@@ -120,9 +125,7 @@ def main() -> None:
         by_index = {row["index"]: row["test_top1"] for row in old["rows"]}
         test = np.array([by_index[i] for i in held])
         n_test, nz = old["against"]["test"]["images"], old["noise"]
-        split_tau = nz["split_half_tau_5000_vs_5000_test_images"]
-        # the first version of this file stored sd(A - B) / 2 under the 5 000-image key
-        diff_sd = nz.get("halves_difference_sd_points") or 2 * nz["sd_points_5000_images"]
+        diff_sd, split_tau = nz["halves_difference_sd_points"], nz["split_half_tau_5000_vs_5000_test_images"]
     else:
         correct = np.array(measure_archs(args.run, archs, per_image=True, split="test"))  # (subnets, 10 000)
         test, n_test = correct.mean(1), correct.shape[1]
@@ -135,9 +138,8 @@ def main() -> None:
     triad = attenuation(pred, val, test, rng)
     r_half = np.sin(np.pi / 2 * split_tau)
     rho_t = float(np.sqrt(2 * r_half / (1 + r_half)))  # Spearman-Brown: two halves -> all test images
-    rho_p = float(np.sin(np.pi / 2 * kendalltau(pred, test).statistic)) / rho_t
-    test_only = {"test_rho": rho_t, "predictor_rho": rho_p,
-                 "predictor_tau_against_noise_free": float(2 / np.pi * np.arcsin(min(1.0, rho_p)))}
+    rho_p = _r(pred, test) / rho_t
+    test_only = {"test_rho": rho_t, "predictor_rho": rho_p, "predictor_tau_against_noise_free": gaussian_tau(rho_p)}
     result = {
         "run": str(args.run), "heldout_subnets": len(held), "test_images": n_test, "predictor": meta["model"],
         "predictor_heldout_tau_reported": meta["kendall_tau"],

@@ -71,3 +71,9 @@ def split_half_noise(correct: np.ndarray, halvings: int, rng: np.random.Generato
         var.append(np.var(a - b, ddof=1))
         taus.append(kendalltau(a, b).statistic)
     return float(np.sqrt(np.mean(var))), float(np.mean(taus))
+
+
+def gaussian_tau(rho: float) -> float:
+    """Kendall tau of two Gaussian variables with correlation `rho` (NaN stays NaN); the inverse is
+    rho = sin(pi tau / 2)."""
+    return float(2 / np.pi * np.arcsin(min(1.0, rho))) if np.isfinite(rho) else float("nan")

@@ -86,10 +86,9 @@ def measure_subnets(run: str | os.PathLike, n: int, seed: int = 0, data_dir: str
 
 def measure_archs(run: str | os.PathLike, archs: list[ArchSpec], data_dir: str | os.PathLike | None = None,
                   progress: bool = True, per_image: bool = False, split: str = "validation") -> list[Any]:
-    """Top-1 of given archs on `split` (the validation split unless told), measured as the predictor's
-    samples are (e.g. the search's picks);
-    with `per_image`, instead each arch's right/wrong per image (a bool array); `split="test"` scores the
-    test images instead (for benchmarks that check a figure against them, never to fit or choose)."""
+    """Top-1 of given archs, measured as the predictor's samples are (e.g. the search's picks), on the
+    validation split; `split="test"` scores the test images instead (for benchmarks that check a figure
+    against them, never to fit or choose). With `per_image`, each arch's right/wrong per image (bool array)."""
     net, meta = load_supernet(run)
     return [acc for _, acc in _measured(net, meta, archs, data_dir, progress, per_image, split)]
 

@@ -6,7 +6,11 @@ of all samples, 200 of the shipped 1000). Nothing below looks at them until the 
   resolution), `costs` (resolution; per stage depth, mean k, mean e, MACs, parameters; total MACs and
   parameters, counted on the blocks the network builds), and unions;
 - models: the MLP (evolve.fit), ridge, gradient-boosted trees (scikit-learn, the shipped predictor's
-  settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged;
+  settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged, and a GP
+  with one length scale per feature (ARD; on the slots only, ~12 min of CV on one core, run by --quick too);
+- held-out figures against the test images as well, when benchmarks/results/predictor_labels.json holds
+  the same held-out subnets' test top-1 (they only score what CV chose, never choose): Kendall tau
+  against test top-1 and against top-1 over all 15 000 images;
 - model selection by 5-fold cross-validation on the training part; a GBT hyper-parameter grid (trees,
   learning rate, depth, subsample, min_samples_leaf, max_features, an average of 5 seeds) from which
   evolve.tree_predictor.HYPER is chosen, by CV alone;
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import kendalltau
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -90,12 +95,20 @@ def gp() -> Any:
     return make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, random_state=0))
 
 
+def gp_ard(n_features: int) -> Any:
+    """A GP whose Matern 5/2 kernel has a length scale per (standardised) feature: it learns which slots matter."""
+    kernel = ConstantKernel() * Matern(length_scale=np.full(n_features, 5.0), length_scale_bounds=(1e-1, 1e4),
+                                       nu=2.5) + WhiteKernel(0.1)
+    return make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, random_state=0))
+
+
 MODELS = {
     "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
     "gbt": lambda: GradientBoostingRegressor(**HYPER, random_state=0),
     "random_forest": lambda: RandomForestRegressor(300, min_samples_leaf=2, random_state=0, n_jobs=1),
     "gp": gp,
     "gbt+gp": lambda: Average(GradientBoostingRegressor(**HYPER, random_state=0), gp()),
+    "gp-ard": None,  # built per feature set (one length scale per feature); slots only
 }
 
 
@@ -139,19 +152,42 @@ def cross_validated(make: Any, x: np.ndarray, y: np.ndarray, assignments: int = 
     return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
+def test_labels(test: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The held-out subnets' top-1 on the 10 000 test images and over all 15 000 images, from
+    predictor_labels' results (None if it has not run on these held-out subnets)."""
+    path = Path(__file__).parent / "results" / "predictor_labels.json"
+    if not path.is_file():
+        return None
+    rows = {r["index"]: r for r in read_json(path, "predictor_labels results")["rows"]}
+    if not all(int(i) in rows for i in test):
+        return None
+    val = np.array([rows[int(i)]["validation_top1"] for i in test])
+    tst = np.array([rows[int(i)]["test_top1"] for i in test])
+    return {"test": tst, "all_15000": (5000 * val + 10000 * tst) / 15000}
+
+
 def compare(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, test: np.ndarray, mlp: Any,
             quick: bool) -> list[dict[str, Any]]:
     rows = []
-    candidates = [("mlp", "onehot", mlp)] + [(m, f, make) for f in xs for m, make in MODELS.items()
-                                             if not (quick and m in ("gp", "gbt+gp", "random_forest"))]
+    labels = test_labels(test)
+    candidates = [("mlp", "onehot", mlp)] + [
+        (m, f, make if m != "gp-ard" else (lambda d=xs[f].shape[1]: gp_ard(d))) for f in xs
+        for m, make in MODELS.items()
+        if not (quick and m in ("gp", "gbt+gp", "random_forest")) and (m != "gp-ard" or f == "slots")]
     for model, fs, make in candidates:
         x = np.arange(len(y))[:, None] if model == "mlp" else xs[fs]
         t0 = time.time()
         cv = cross_validated(make, x[train], y[train])
-        held = scores(make().fit(x[train], y[train]).predict(x[test]), y[test], len(train))
-        rows.append({"model": model, "features": fs, "cv": cv, "heldout": held, "seconds": round(time.time() - t0, 1)})
+        pred = make().fit(x[train], y[train]).predict(x[test])
+        held = scores(pred, y[test], len(train))
+        row = {"model": model, "features": fs, "cv": cv, "heldout": held, "seconds": round(time.time() - t0, 1)}
+        if labels is not None:
+            row["heldout_tau_against"] = {k: float(kendalltau(pred, v).statistic) for k, v in labels.items()}
+        rows.append(row)
         print(f"{model:>13} on {fs:<13} cv tau {cv['kendall_tau']:.3f} rmse {cv['rmse']:.3f} | held-out tau "
-              f"{held['kendall_tau']:.3f} rmse {held['rmse']:.3f} mae {held['mae']:.3f}", flush=True)
+              f"{held['kendall_tau']:.3f} rmse {held['rmse']:.3f} mae {held['mae']:.3f}"
+              + ("".join(f" | tau vs {k} {v:.3f}" for k, v in row.get("heldout_tau_against", {}).items())),
+              flush=True)
     return rows
 
 
@@ -231,7 +267,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", default=str(SHIPPED_RUN / "predictor_samples.json"),
                     help="measured subnets (evolve.measure_subnets' file)")
-    ap.add_argument("--quick", action="store_true", help="no GP / forest, 2 learning-curve repeats")
+    ap.add_argument("--quick", action="store_true", help="no isotropic GP / forest, 2 learning-curve repeats")
     ap.add_argument("--noise-floor", type=int, default=40, metavar="N", help="held-out subnets measured per image "
                     "for the noise floor (0: skip)")
     args = ap.parse_args()
@@ -249,7 +285,10 @@ def main() -> None:
     result = {"samples": len(y), "n_train": len(train), "n_heldout": len(test),
               "heldout": "the shipped predictor's held-out part (evolve.fit_trees' seed-0 split of all samples)",
               "heldout_indices": test.tolist(), "figures": "RMSE, MAE, bias in points of validation top-1",
-              "chosen_by_cv": {"model": best["model"], "features": best["features"], "heldout": best["heldout"]},
+              "chosen_by_cv": {"model": best["model"], "features": best["features"], "heldout": best["heldout"],
+                               **{k: best[k] for k in ("heldout_tau_against",) if k in best}},
+              "shipped": next({k: r[k] for k in ("model", "features", "cv", "heldout", "heldout_tau_against") if k in r}
+                              for r in rows if r["model"] == "gbt" and r["features"] == "slots"),
               "mlp_onehot": next(r for r in rows if r["model"] == "mlp")["heldout"], "rows": rows,
               "gbt_grid": gbt_grid(xs["slots"][train], y[train]),
               "learning_curve": learning_curve(xs, y, train, test, mlp, 2 if args.quick else 5),

@@ -10,12 +10,29 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from hwofa.common import UserError
+from hwofa.common import UserError, require_fields
 
 # the figures report_summary() passes on (search.json's top1_error, model.json's predicted_error)
 SUMMARY_KEYS = ("model", "rmse", "kendall_tau", "spearman", "mae", "bias", "n_train", "n_heldout", "split", "interval",
                 "at_picks")
 COVERAGE = 0.9
+
+
+def check_record(meta: dict[str, Any], field: str, feature_set: str, path: Any) -> None:
+    """A saved predictor's JSON holds its model's `field` (a dict) and was fitted on `feature_set`."""
+    require_fields(meta, {field: dict, "feature_set": str}, "accuracy predictor", path)
+    if meta["feature_set"] != feature_set:
+        raise UserError(f"'{path}': feature set '{meta['feature_set']}' is not '{feature_set}'; rebuild the predictor.")
+
+
+def stored_report(meta: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A saved predictor's report from its JSON record: the summary figures (and `extra` keys); `at_picks`
+    only if it was measured on this very predictor's picks (same weights), else it is not this one's error."""
+    report = {k: meta[k] for k in (*SUMMARY_KEYS, *extra) if k in meta}
+    at_picks = report.get("at_picks")
+    if not isinstance(at_picks, dict) or at_picks.get("predictor_weights_sha256") != meta.get("weights_sha256"):
+        report.pop("at_picks", None)
+    return report
 
 
 def heldout_split(n: int, gen: torch.Generator, heldout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:

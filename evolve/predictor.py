@@ -17,16 +17,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from evolve import tree_predictor
+from evolve import gp_predictor, tree_predictor
 from evolve._heldout import SUMMARY_KEYS, error_report, heldout_split
 from evolve.genome import feature_size, features
+from evolve.gp_predictor import GPPredictor, fit_gp
 from evolve.measure import measure_subnets
 from evolve.tree_predictor import TreePredictor, fit_trees
 from hwofa.common import UserError, atomic_write_json, read_json, require_fields
 from supernet import ArchSpec, SearchSpace, load_supernet, load_tensors
 
 FORMAT = "hwofa-accuracy-predictor/1"
-FORMATS = (tree_predictor.FORMAT, FORMAT)
+FORMATS = (gp_predictor.FORMAT, tree_predictor.FORMAT, FORMAT)
+# `hwofa predictor --model`: name -> (module with FORMAT / regressor, fit function)
+MODELS = {"trees": (tree_predictor, fit_trees), "gp-ard": (gp_predictor, fit_gp)}
 
 
 class AccuracyPredictor(nn.Module):
@@ -94,25 +97,30 @@ def fit(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, gen: torch.
 
 
 def build_predictor(run: str | os.PathLike, n_subnets: int = 1000, seed: int = 0,
-                    data_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
-    """Measure subnets (resumable), fit the trees, write accuracy_predictor.{safetensors,json}."""
+                    data_dir: str | os.PathLike | None = None, progress: bool = True,
+                    model: str = "trees") -> dict[str, Any]:
+    """Measure subnets (resumable), fit `model` (one of MODELS: gradient-boosted trees or the ARD Gaussian
+    process), write accuracy_predictor.{safetensors,json}."""
     run = Path(run)
     t0 = time.time()
     net, meta = load_supernet(run)
-    tree_predictor.regressor(seed)  # no scikit-learn: refused before any subnet is measured
+    if model not in MODELS:
+        raise UserError(f"unknown predictor model '{model}'; known: {', '.join(MODELS)}.")
+    module, fit_model = MODELS[model]
+    module.regressor(seed)  # no scikit-learn: refused before any subnet is measured
     samples = measure_subnets(run, n_subnets, seed, data_dir, progress)
     archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
-    model = fit_trees(net.space, archs, np.array([s["val_top1"] for s in samples]), seed)
-    digest = model.save(run / "accuracy_predictor.safetensors")
-    report = {"format": tree_predictor.FORMAT, "space": net.space.to_dict(), "space_hash": net.space.space_hash(),
-              "supernet_sha256": meta.weights_sha256, "weights_sha256": digest, **model.meta(), "seed": seed,
-              **model.report, "seconds": round(time.time() - t0, 1), "samples": samples}
+    fitted = fit_model(net.space, archs, np.array([s["val_top1"] for s in samples]), seed)
+    digest = fitted.save(run / "accuracy_predictor.safetensors")
+    report = {"format": module.FORMAT, "space": net.space.to_dict(), "space_hash": net.space.space_hash(),
+              "supernet_sha256": meta.weights_sha256, "weights_sha256": digest, **fitted.meta(), "seed": seed,
+              **fitted.report, "seconds": round(time.time() - t0, 1), "samples": samples}
     atomic_write_json(run / "accuracy_predictor.json", report)
     return {k: v for k, v in report.items() if k not in ("samples", "space", "heldout_indices")}
 
 
 def load_predictor(run: str | os.PathLike, space: SearchSpace,
-                   supernet_sha256: str | None = None) -> TreePredictor | AccuracyPredictor:
+                   supernet_sha256: str | None = None) -> GPPredictor | TreePredictor | AccuracyPredictor:
     """Load and check a predictor against the supernet it must belong to. A caller that has loaded the
     supernet passes its `weights_sha256`, so it is not loaded again for the check."""
     run = Path(run)
@@ -131,6 +139,8 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace,
     weights = run / "accuracy_predictor.safetensors"
     if meta["format"] == tree_predictor.FORMAT:
         return TreePredictor.load(meta, weights, space)
+    if meta["format"] == gp_predictor.FORMAT:
+        return GPPredictor.load(meta, weights, space)
     return _load_mlp(meta, weights, space, path)
 
 

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from evolve._heldout import SUMMARY_KEYS, error_report, heldout_split, out_of_fold, residual_interval
+from evolve._heldout import (
+    SUMMARY_KEYS,
+    check_record,
+    error_report,
+    heldout_split,
+    out_of_fold,
+    residual_interval,
+    stored_report,
+)
 from evolve._trees import TreeEnsemble
 from evolve.genome import feature_size, features
 from hwofa.common import NUMBER, UserError, require_fields
@@ -65,17 +73,11 @@ class TreePredictor:
     @classmethod
     def load(cls, meta: dict[str, Any], path: str | os.PathLike, space: SearchSpace) -> TreePredictor:
         """From the JSON record `meta` (already checked to belong to `space`) and its safetensors file."""
-        require_fields(meta, {"trees": dict, "feature_set": str}, "accuracy predictor", path)
-        if meta["feature_set"] != FEATURE_SET:
-            raise UserError(f"'{path}': feature set '{meta['feature_set']}' is not '{FEATURE_SET}'; rebuild the "
-                            "predictor.")
+        check_record(meta, "trees", FEATURE_SET, path)
         t = meta["trees"]
         require_fields(t, {"n_trees": int, "depth": int, "base": NUMBER}, "accuracy predictor", path)
         tensors = load_tensors(path, "accuracy predictor", meta.get("weights_sha256"))
-        report = {k: meta[k] for k in (*SUMMARY_KEYS, "hyper") if k in meta}
-        at_picks = report.get("at_picks")
-        if not isinstance(at_picks, dict) or at_picks.get("predictor_weights_sha256") != meta.get("weights_sha256"):
-            report.pop("at_picks", None)  # measured on another predictor's picks: not this one's error
+        report = stored_report(meta, ("hyper",))
         try:
             trees = TreeEnsemble.from_tensors(tensors, t["base"], t["n_trees"], t["depth"])
             return cls(space, trees, report)

@@ -76,12 +76,13 @@ def cmd_predictor(args: argparse.Namespace) -> int:
 
     if args.subnets < MIN_PREDICTOR_SUBNETS:
         raise UserError(f"--subnets {args.subnets} is too few: the predictor holds out a fifth of them to measure its "
-                        f"error; use at least {MIN_PREDICTOR_SUBNETS} (default 500).")
+                        f"error; use at least {MIN_PREDICTOR_SUBNETS} (default 1000).")
     run = pipeline.supernet_dir(args.supernet)
     check_data_dir(args.data_dir)
     load_supernet(run)  # a bad run folder is refused before any subnet is measured
     probe_writable(run / "accuracy_predictor.json", "--supernet")  # the predictor is written beside the supernet
-    report = build_predictor(run, n_subnets=args.subnets, seed=args.seed, data_dir=args.data_dir)
+    report = build_predictor(run, n_subnets=args.subnets, seed=args.seed, data_dir=args.data_dir,
+                             model=args.model)
     echo(report)
     return 0
 

@@ -1,0 +1,111 @@
+"""The ARD Gaussian-process predictor: numpy evaluation equal to scikit-learn's, fit report, the search
+cache feeding it its features, build/save/load round trip through `hwofa predictor --model gp-ard`,
+bad files refused with a message."""
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from evolve import GPPredictor, build_predictor, encode, features, fit_gp, load_predictor, sample_archs
+from evolve._fast import AccuracyCache, GenomeLayout
+from evolve.genome import feature_size
+from evolve.gp_predictor import from_sklearn, regressor
+from hwofa.common import UserError
+from supernet import ArchSpec, SearchSpace
+from tests.conftest import TINY_SPACE
+
+pytest.importorskip("sklearn")
+
+
+def synthetic(space, n, seed=0):
+    """Resolution plus the first slot's kernel of each stage matter; the deep slots do not."""
+    archs = sample_archs(space, n, seed)
+    rng = np.random.default_rng(seed)
+    y = np.array([0.85 + 0.003 * a.resolution / 4 + sum(0.002 * (s[0].kernel_size > 3) for s in a.stages)
+                  for a in archs])
+    return archs, y + rng.normal(0, 0.0005, n)
+
+
+def test_numpy_gp_equals_sklearn():
+    space = SearchSpace()
+    archs, y = synthetic(space, 70)
+    x = features(space, archs, "slots").astype(np.float64)
+    pipe = regressor(0, x.shape[1]).fit(x[:60], y[:60])
+    model = from_sklearn(space, pipe)
+    np.testing.assert_allclose(model.predict_features(x), pipe.predict(x), rtol=0, atol=1e-10)
+    # the learned length scales single out what matters: resolution shorter than a deep slot's expand ratio
+    ls = model.arrays["length_scale"]
+    assert ls[0] < ls[9] and model.report["noise"] > 0
+
+
+def test_fit_reports_error_and_interval_and_feeds_the_search():
+    space = SearchSpace()
+    archs, y = synthetic(space, 60)
+    model = fit_gp(space, archs, y, seed=0)
+    rep = model.report_summary()
+    assert rep["model"] == "gaussian-process-ard" and (rep["n_train"], rep["n_heldout"]) == (48, 12)
+    assert rep["kendall_tau"] > 0.7 and rep["rmse"] < 0.5 * np.std(y)
+    iv = rep["interval"]
+    assert iv["low"] < 0 < iv["high"] and iv["coverage"] == 0.9
+    layout = GenomeLayout(space)
+    rng = random.Random(0)
+    genomes = [encode(space, space.sample(rng)) for _ in range(30)]
+    got = AccuracyCache(layout, model)([layout.key(g) for g in genomes], genomes)
+    np.testing.assert_allclose(got, model.predict([layout.arch(layout.key(g)) for g in genomes]), atol=1e-12)
+
+
+@pytest.fixture()
+def gp_run(tiny_run_with_predictor, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_with_predictor, run)
+    build_predictor(run, n_subnets=24, seed=0, progress=False, model="gp-ard")  # samples reused, not re-measured
+    return run
+
+
+def test_build_save_load_round_trip(gp_run):
+    meta = json.loads((gp_run / "accuracy_predictor.json").read_text())
+    assert meta["format"] == "hwofa-accuracy-predictor/3" and meta["model"] == "gaussian-process-ard"
+    space = SearchSpace.from_dict(TINY_SPACE)
+    loaded = load_predictor(gp_run, space)
+    assert isinstance(loaded, GPPredictor)
+    archs = [ArchSpec.from_dict(s["arch"]) for s in meta["samples"]]
+    refit = fit_gp(space, archs, np.array([s["val_top1"] for s in meta["samples"]]), seed=meta["seed"])
+    np.testing.assert_allclose(loaded.predict(archs), refit.predict(archs), rtol=0, atol=1e-12)
+    assert loaded.report_summary() == json.loads(json.dumps(refit.report_summary()))
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda m: {**m, "gp": {**m["gp"], "y_std": "x"}}, "y_std"),
+    (lambda m: {k: v for k, v in m.items() if k != "gp"}, "lacks the field 'gp'"),
+    (lambda m: {**m, "feature_set": "onehot"}, "rebuild the predictor"),
+    (lambda m: {**m, "weights_sha256": "0" * 64}, "does not match the sha256"),
+])
+def test_bad_gp_files_are_user_errors(gp_run, change, needle):
+    path = gp_run / "accuracy_predictor.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    with pytest.raises(UserError, match=needle):
+        load_predictor(gp_run, SearchSpace.from_dict(TINY_SPACE))
+
+
+def test_arrays_that_do_not_fit_are_refused():
+    space = SearchSpace()
+    d = feature_size(space, "slots")
+    good = {"x_mean": np.zeros(d), "x_scale": np.ones(d), "length_scale": np.ones(d), "x_train": np.zeros((3, d)),
+            "alpha": np.zeros(3)}
+    scalars = {"constant": 1.0, "y_mean": 0.9, "y_std": 0.01}
+    assert GPPredictor(space, good, scalars).predict([space.smallest()])[0] == pytest.approx(0.9)
+    for bad in ({"alpha": np.zeros(4)}, {"x_train": np.zeros((3, d + 1))}, {"length_scale": np.zeros(d)}):
+        with pytest.raises(ValueError):
+            GPPredictor(space, {**good, **bad}, scalars)
+
+
+def test_unknown_model_is_refused_before_measuring(tiny_run_with_predictor, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_with_predictor, run)
+    (run / "predictor_samples.json").unlink()
+    with pytest.raises(UserError, match="unknown predictor model"):
+        build_predictor(run, n_subnets=12, progress=False, model="forest")
+    assert not (run / "predictor_samples.json").exists()

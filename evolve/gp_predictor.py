@@ -4,7 +4,7 @@ matter and how noisy the measured top-1 is.
 
 benchmarks/predictor_compare.py ranks it first by 5-fold CV on the shipped supernet's training
 subnets (Kendall tau 0.751 against 0.721 for the trees). Fitted with scikit-learn (`pip install
-'hwofa[bench]'`; ~3 min on 800 subnets and one core, the interval's 5-fold CV five times that); stored
+'hwofa[bench]'`; ~20 min for 800 subnets on one core: one fit, and five for the interval's 5-fold CV); stored
 as plain arrays (safetensors + JSON, no pickle): the standardisation, the length scales, the training
 rows and the fitted weights (alpha), and evaluated in numpy, so searching needs no scikit-learn.
 """
@@ -50,13 +50,16 @@ class GPPredictor:
                  report: dict[str, Any] | None = None) -> None:
         d = feature_size(space, FEATURE_SET)
         a = {k: np.asarray(arrays[k], np.float64) for k in _ARRAYS}
+        sc = {k: float(scalars[k]) for k in ("constant", "y_mean", "y_std")}
         if not all(a[k].shape == (d,) for k in ("x_mean", "x_scale", "length_scale")) or a["x_train"].ndim != 2 \
-                or a["x_train"].shape[1] != d or a["alpha"].shape != (a["x_train"].shape[0],):
+                or a["x_train"].shape[1] != d or a["alpha"].shape != (a["x_train"].shape[0],) or not len(a["alpha"]):
             raise ValueError(f"array shapes do not fit {d} features")
-        if not (np.all(a["x_scale"] > 0) and np.all(a["length_scale"] > 0)):
+        if not (all(np.isfinite(v).all() for v in a.values()) and all(np.isfinite(v) for v in sc.values())):
+            raise ValueError("a value is not finite")
+        if not (np.all(a["x_scale"] > 0) and np.all(a["length_scale"] > 0) and sc["y_std"] > 0 and sc["constant"] > 0):
             raise ValueError("scales must be positive")
         self.space, self.report = space, dict(report or {})
-        self.arrays, self.scalars = a, {k: float(scalars[k]) for k in ("constant", "y_mean", "y_std")}
+        self.arrays, self.scalars = a, sc
         self._train = a["x_train"] / a["length_scale"]  # rows standardised, then divided by the length scales
 
     def predict(self, archs: list[ArchSpec]) -> np.ndarray:
@@ -88,10 +91,10 @@ class GPPredictor:
         check_record(meta, "gp", FEATURE_SET, path)
         require_fields(meta["gp"], {"constant": NUMBER, "y_mean": NUMBER, "y_std": NUMBER}, "accuracy predictor", path)
         tensors = load_tensors(path, "accuracy predictor", meta.get("weights_sha256"))
-        report = stored_report(meta)
+        report = stored_report(meta, ("noise",))
         try:
-            return cls(space, {k: tensors[k].numpy() for k in _ARRAYS}, meta["gp"], report)
-        except (KeyError, ValueError) as exc:
+            return cls(space, {k: tensors[k].to(torch.float64).numpy() for k in _ARRAYS}, meta["gp"], report)
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise UserError(f"accuracy predictor arrays in '{path}' do not fit its JSON ({exc}); rebuild it.") from exc
 
 

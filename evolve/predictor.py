@@ -2,8 +2,9 @@
 
 A predictor is shipped with its training set and its held-out error (RMSE, Kendall tau on subnets it
 did not see). `build_predictor` fits gradient-boosted trees (evolve/tree_predictor.py, format
-hwofa-accuracy-predictor/2); the one-hot MLP below (format /1) is still read, and `fit` still trains
-it for comparison (benchmarks/predictor_compare.py).
+hwofa-accuracy-predictor/2, the default) or, with `model="gp-ard"`, a Gaussian process with a length
+scale per feature (evolve/gp_predictor.py, format /3); the one-hot MLP below (format /1) is still
+read, and `fit` still trains it for comparison (benchmarks/predictor_compare.py).
 """
 
 from __future__ import annotations
@@ -134,8 +135,9 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace,
     if supernet_sha256 is None:
         supernet_sha256 = load_supernet(run)[1].weights_sha256
     if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != supernet_sha256:
+        again = " --model gp-ard" if meta["format"] == gp_predictor.FORMAT else ""
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
-                        f"`hwofa predictor --supernet {run}`.")
+                        f"`hwofa predictor --supernet {run}{again}`.")
     weights = run / "accuracy_predictor.safetensors"
     if meta["format"] == tree_predictor.FORMAT:
         return TreePredictor.load(meta, weights, space)

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--seed", action=_Once, type=int, default=0)
     pr.add_argument("--model", action=_Once, choices=("trees", "gp-ard"), default="trees",
                     help="trees: gradient-boosted trees (default, shipped; seconds to fit); gp-ard: a Gaussian process "
-                    "with a length scale per slot feature (better by CV on the shipped supernet; ~15 min to fit and "
+                    "with a length scale per slot feature (better by CV on the shipped supernet; ~20 min to fit and "
                     "cross-validate 800 subnets on one core)")
 
     pf = sub.add_parser("profile", help="measure a device's latency lookup table (cached, resumable)")

@@ -52,6 +52,7 @@ from sklearn.preprocessing import StandardScaler
 
 from evolve import features, fit
 from evolve._heldout import error_report, gaussian_tau, heldout_split, out_of_fold, split_half_noise
+from evolve.gp_predictor import regressor as gp_regressor
 from evolve.measure import measure_archs
 from evolve.tree_predictor import HYPER
 from evolve.zero_cost import size
@@ -95,20 +96,13 @@ def gp() -> Any:
     return make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, random_state=0))
 
 
-def gp_ard(n_features: int) -> Any:
-    """A GP whose Matern 5/2 kernel has a length scale per (standardised) feature: it learns which slots matter."""
-    kernel = ConstantKernel() * Matern(length_scale=np.full(n_features, 5.0), length_scale_bounds=(1e-1, 1e4),
-                                       nu=2.5) + WhiteKernel(0.1)
-    return make_pipeline(StandardScaler(), GaussianProcessRegressor(kernel, normalize_y=True, random_state=0))
-
-
 MODELS = {
     "ridge": lambda: make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
     "gbt": lambda: GradientBoostingRegressor(**HYPER, random_state=0),
     "random_forest": lambda: RandomForestRegressor(300, min_samples_leaf=2, random_state=0, n_jobs=1),
     "gp": gp,
     "gbt+gp": lambda: Average(GradientBoostingRegressor(**HYPER, random_state=0), gp()),
-    "gp-ard": None,  # built per feature set (one length scale per feature); slots only
+    "gp-ard": None,  # evolve.gp_predictor.regressor, built per feature set (a length scale each); slots only
 }
 
 
@@ -171,7 +165,7 @@ def compare(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, test: n
     rows = []
     labels = test_labels(test)
     candidates = [("mlp", "onehot", mlp)] + [
-        (m, f, make if m != "gp-ard" else (lambda d=xs[f].shape[1]: gp_ard(d))) for f in xs
+        (m, f, make if m != "gp-ard" else (lambda d=xs[f].shape[1]: gp_regressor(0, d))) for f in xs
         for m, make in MODELS.items()
         if not (quick and m in ("gp", "gbt+gp", "random_forest")) and (m != "gp-ard" or f == "slots")]
     for model, fs, make in candidates:

@@ -117,8 +117,7 @@ def from_sklearn(space: SearchSpace, pipe: Any, report: dict[str, Any] | None = 
     """The numpy predictor of a fitted `regressor()` pipeline."""
     scaler, gp = pipe[0], pipe[-1]
     prod, white = gp.kernel_.k1, gp.kernel_.k2
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature: StandardScaler divides by 1
-    arrays = {"x_mean": scaler.mean_, "x_scale": scale, "length_scale": np.broadcast_to(
+    arrays = {"x_mean": scaler.mean_, "x_scale": scaler.scale_, "length_scale": np.broadcast_to(
         np.asarray(prod.k2.length_scale, np.float64), scaler.mean_.shape), "x_train": gp.X_train_,
         "alpha": np.asarray(gp.alpha_).reshape(-1)}
     scalars = {"constant": prod.k1.constant_value, "y_mean": float(np.ravel(gp._y_train_mean)[0]),

@@ -126,3 +126,45 @@ def test_unknown_model_is_refused_before_measuring(tiny_run_with_predictor, tmp_
     with pytest.raises(UserError, match="unknown predictor model"):
         build_predictor(run, n_subnets=12, progress=False, model="forest")
     assert not (run / "predictor_samples.json").exists()
+
+
+def test_shipped_predictor_is_what_fit_gp_produces():
+    """The shipped predictor is evolve.fit_gp's on the shipped samples (no hand edits): the documented
+    seed-0 split, standardisation from the training part, weights that are the GP's solution with the
+    stored kernel, and stored hyperparameters where the log marginal likelihood is stationary (what
+    scikit-learn's optimiser returns); at_picks measured on these weights."""
+    import torch
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    from evolve._heldout import heldout_split
+    from hwofa.common import SHIPPED_RUN
+    from supernet import load_supernet
+
+    meta = json.loads((SHIPPED_RUN / "accuracy_predictor.json").read_text())
+    samples = json.loads((SHIPPED_RUN / "predictor_samples.json").read_text())
+    net, sup = load_supernet(SHIPPED_RUN)
+    assert meta["model"] == "gaussian-process-ard" and meta["samples"] == samples["samples"]
+    assert meta["supernet_sha256"] == samples["supernet_sha256"] == sup.weights_sha256
+    archs = [ArchSpec.from_dict(s["arch"]) for s in samples["samples"]]
+    y = np.array([s["val_top1"] for s in samples["samples"]])
+    train, test = heldout_split(len(archs), torch.Generator().manual_seed(meta["seed"]))
+    assert meta["heldout_indices"] == test.tolist() and (meta["n_train"], meta["n_heldout"]) == (len(train), len(test))
+    shipped = load_predictor(SHIPPED_RUN, net.space, sup.weights_sha256)
+    a, s = shipped.arrays, shipped.scalars
+    x = features(net.space, archs, "slots").astype(np.float64)
+    sd = x[train].std(0)
+    np.testing.assert_allclose(a["x_mean"], x[train].mean(0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a["x_scale"], np.where(sd > 0, sd, 1.0), rtol=0, atol=1e-12)
+    z = (x[train] - a["x_mean"]) / a["x_scale"]
+    np.testing.assert_allclose(a["x_train"], z, rtol=0, atol=1e-12)
+    kernel = ConstantKernel(s["constant"], (1e-5, 1e5)) * Matern(a["length_scale"], (1e-1, 1e4), nu=2.5) \
+        + WhiteKernel(meta["gp"]["noise"])
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None).fit(z, y[train])
+    np.testing.assert_allclose(a["alpha"], gp.alpha_, rtol=0, atol=1e-8)
+    assert (s["y_mean"], s["y_std"]) == pytest.approx((y[train].mean(), y[train].std()), abs=1e-12)
+    _, grad = gp.log_marginal_likelihood(gp.kernel_.theta, eval_gradient=True)
+    assert np.abs(grad).max() < 0.05, "stored hyperparameters are not where the fit stopped"
+    np.testing.assert_allclose(shipped.predict(archs)[test], [meta["samples"][i]["val_top1"] for i in test],
+                               rtol=0, atol=0.012)  # held-out errors are within 1.2 points (RMSE 0.18)
+    assert shipped.report_summary()["at_picks"]["predictor_weights_sha256"] == meta["weights_sha256"]

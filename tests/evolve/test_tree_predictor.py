@@ -160,26 +160,3 @@ def test_at_picks_errors_kept_only_for_their_own_predictor(run_copy):
     path.write_text(json.dumps({**meta, "at_picks": {**at_picks, "predictor_weights_sha256": "0" * 64}}))
     assert "at_picks" not in load_predictor(run_copy, space).report_summary()
 
-
-def test_shipped_predictor_is_what_fit_trees_produces():
-    """The shipped JSON and weights come from evolve.fit_trees on the shipped samples with HYPER (no hand edits):
-    same samples and supernet, the documented seed-0 split, the same trees; at_picks measured on these trees."""
-    from evolve._heldout import heldout_split
-    from evolve.tree_predictor import HYPER, regressor
-    from hwofa.common import SHIPPED_RUN
-    from supernet import ArchSpec, load_supernet
-
-    meta = json.loads((SHIPPED_RUN / "accuracy_predictor.json").read_text())
-    samples = json.loads((SHIPPED_RUN / "predictor_samples.json").read_text())
-    net, sup = load_supernet(SHIPPED_RUN)
-    assert meta["supernet_sha256"] == samples["supernet_sha256"] == sup.weights_sha256
-    assert meta["samples"] == samples["samples"] and meta["hyper"] == HYPER
-    archs = [ArchSpec.from_dict(s["arch"]) for s in samples["samples"]]
-    y = np.array([s["val_top1"] for s in samples["samples"]])
-    train, test = heldout_split(len(archs), torch.Generator().manual_seed(meta["seed"]))
-    assert meta["heldout_indices"] == test.tolist() and (meta["n_train"], meta["n_heldout"]) == (len(train), len(test))
-    x = features(net.space, archs, "slots").astype(np.float64)
-    refit = TreeEnsemble.from_sklearn(regressor(meta["seed"]).fit(x[train], y[train]))
-    shipped = load_predictor(SHIPPED_RUN, net.space, sup.weights_sha256)
-    np.testing.assert_allclose(shipped.predict_features(x), refit.predict(x), rtol=0, atol=1e-9)
-    assert shipped.report_summary()["at_picks"]["predictor_weights_sha256"] == meta["weights_sha256"]

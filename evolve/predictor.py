@@ -1,10 +1,10 @@
 """Accuracy predictors: build one for a supernet (measure subnets, fit, write) and load it back.
 
 A predictor is shipped with its training set and its held-out error (RMSE, Kendall tau on subnets it
-did not see). `build_predictor` fits gradient-boosted trees (evolve/tree_predictor.py, format
-hwofa-accuracy-predictor/2, the default) or, with `model="gp-ard"`, a Gaussian process with a length
-scale per feature (evolve/gp_predictor.py, format /3); the one-hot MLP below (format /1) is still
-read, and `fit` still trains it for comparison (benchmarks/predictor_compare.py).
+did not see). `build_predictor` fits a Gaussian process with a length scale per feature
+(evolve/gp_predictor.py, format hwofa-accuracy-predictor/3, the default and what ships) or, with
+`model="trees"`, gradient-boosted trees (evolve/tree_predictor.py, format /2); the one-hot MLP below
+(format /1) is still read, and `fit` still trains it for comparison (benchmarks/predictor_compare.py).
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def fit(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, gen: torch.
 
 def build_predictor(run: str | os.PathLike, n_subnets: int = 1000, seed: int = 0,
                     data_dir: str | os.PathLike | None = None, progress: bool = True,
-                    model: str = "trees") -> dict[str, Any]:
-    """Measure subnets (resumable), fit `model` (one of MODELS: gradient-boosted trees or the ARD Gaussian
-    process), write accuracy_predictor.{safetensors,json}."""
+                    model: str = "gp-ard") -> dict[str, Any]:
+    """Measure subnets (resumable), fit `model` (one of MODELS: the ARD Gaussian process or gradient-boosted
+    trees), write accuracy_predictor.{safetensors,json}."""
     run = Path(run)
     t0 = time.time()
     net, meta = load_supernet(run)
@@ -135,7 +135,7 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace,
     if supernet_sha256 is None:
         supernet_sha256 = load_supernet(run)[1].weights_sha256
     if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != supernet_sha256:
-        again = " --model gp-ard" if meta["format"] == gp_predictor.FORMAT else ""
+        again = " --model trees" if meta["format"] == tree_predictor.FORMAT else ""
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
                         f"`hwofa predictor --supernet {run}{again}`.")
     weights = run / "accuracy_predictor.safetensors"

@@ -76,8 +76,17 @@ def test_search_cache_feeds_the_trees_their_features():
     np.testing.assert_allclose(got, model.predict([layout.arch(layout.key(g)) for g in genomes]), atol=1e-12)
 
 
-def test_build_save_load_round_trip(tiny_run_with_predictor):
-    run = tiny_run_with_predictor
+@pytest.fixture(scope="module")
+def tree_run(tiny_run_with_predictor, tmp_path_factory):
+    """The tiny run with a tree predictor (the default is the GP); its measured subnets are reused."""
+    run = tmp_path_factory.mktemp("tree_run") / "run"
+    shutil.copytree(tiny_run_with_predictor, run)
+    build_predictor(run, n_subnets=24, seed=0, progress=False, model="trees")
+    return run
+
+
+def test_build_save_load_round_trip(tree_run):
+    run = tree_run
     meta = json.loads((run / "accuracy_predictor.json").read_text())
     assert meta["format"] == "hwofa-accuracy-predictor/2" and meta["feature_set"] == "slots"
     space = SearchSpace.from_dict(TINY_SPACE)
@@ -92,9 +101,9 @@ def test_build_save_load_round_trip(tiny_run_with_predictor):
 
 
 @pytest.fixture()
-def run_copy(tiny_run_with_predictor, tmp_path):
+def run_copy(tree_run, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(tiny_run_with_predictor, run)
+    shutil.copytree(tree_run, run)
     return run
 
 
@@ -146,7 +155,7 @@ def test_fitting_without_sklearn_names_the_extra(monkeypatch, run_copy):
         fit_trees(space, sample_archs(space, 20, 0), np.linspace(0.8, 0.9, 20))
     (run_copy / "predictor_samples.json").unlink()
     with pytest.raises(UserError, match=r"pip install 'hwofa\[bench\]'"):  # before measuring anything
-        build_predictor(run_copy, n_subnets=12, progress=False)
+        build_predictor(run_copy, n_subnets=12, progress=False, model="trees")
     assert not (run_copy / "predictor_samples.json").exists()
 
 

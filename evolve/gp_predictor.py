@@ -38,6 +38,7 @@ FEATURES = "resolution; per stage: depth, then per block slot kernel_size and ex
 KERNEL = "constant * Matern(nu=2.5, one length scale per standardised feature) + white noise"
 _ARRAYS = ("x_mean", "x_scale", "length_scale", "x_train", "alpha")
 _SQRT5 = np.sqrt(5.0)
+_CHUNK = 256
 
 
 class GPPredictor:
@@ -60,18 +61,29 @@ class GPPredictor:
             raise ValueError("scales must be positive")
         self.space, self.report = space, dict(report or {})
         self.arrays, self.scalars = a, sc
-        self._train = a["x_train"] / a["length_scale"]  # rows standardised, then divided by the length scales
+        train = a["x_train"] / a["length_scale"]  # rows standardised, then divided by the length scales
+        self._inv = 1.0 / (a["x_scale"] * a["length_scale"])
+        self._cross = np.ascontiguousarray(-2.0 * train.T)
+        self._train_sq = (train ** 2).sum(1)
+        self._w = sc["constant"] * a["alpha"] * sc["y_std"]
 
     def predict(self, archs: list[ArchSpec]) -> np.ndarray:
         return self.predict_features(features(self.space, archs, FEATURE_SET))
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        a, s = self.arrays, self.scalars
-        z = (np.asarray(x, np.float64) - a["x_mean"]) / a["x_scale"] / a["length_scale"]
-        sq = (z ** 2).sum(1)[:, None] - 2 * z @ self._train.T + (self._train ** 2).sum(1)[None, :]
-        r = _SQRT5 * np.sqrt(np.maximum(sq, 0.0))
-        k = s["constant"] * (1 + r + r ** 2 / 3) * np.exp(-r)
-        return k @ a["alpha"] * s["y_std"] + s["y_mean"]
+        x = np.asarray(x, np.float64)
+        out = np.empty(len(x))
+        for i in range(0, len(x), _CHUNK):  # chunks keep the (rows x training rows) temporaries in cache
+            z = (x[i:i + _CHUNK] - self.arrays["x_mean"]) * self._inv
+            r = z @ self._cross
+            r += (z * z).sum(1)[:, None]
+            r += self._train_sq  # squared scaled distance to every training row
+            np.sqrt(np.maximum(r, 0.0, out=r), out=r)
+            r *= _SQRT5
+            k = r * r / 3 + r + 1
+            k *= np.exp(-r)  # Matern 5/2
+            out[i:i + _CHUNK] = k @ self._w
+        return out + self.scalars["y_mean"]
 
     def report_summary(self) -> dict[str, Any]:
         return {k: self.report[k] for k in SUMMARY_KEYS if k in self.report}

@@ -1,12 +1,12 @@
 """Accuracy predictors compared on the shipped supernet's measured subnets (arch, validation top-1 on
-5000 images), all on one held-out split: the shipped predictor's (evolve.fit_trees with seed 0: a fifth
-of all samples, 200 of the shipped 1000). Nothing below looks at them until the final held-out figures.
+5000 images), all on one held-out split: the shipped predictor's (evolve._heldout.heldout_split with seed 0: a
+fifth of all samples, 200 of the shipped 1000). Nothing below looks at them until the final held-out figures.
 
 - feature sets: `onehot` (the MLP's), `slots` (k and e per block slot as numbers, depth per stage,
   resolution), `costs` (resolution; per stage depth, mean k, mean e, MACs, parameters; total MACs and
   parameters, counted on the blocks the network builds), and unions;
-- models: the MLP (evolve.fit), ridge, gradient-boosted trees (scikit-learn, the shipped predictor's
-  settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged, and a GP
+- models: the MLP (evolve.fit), ridge, gradient-boosted trees (scikit-learn, `hwofa predictor
+  --model trees`' settings), random forest, a Gaussian process (Matern 5/2 + white noise), GBT + GP averaged, and a GP
   with one length scale per feature (ARD; on the slots only, ~12 min of CV on one core, run by --quick too);
 - held-out figures against the test images as well, when benchmarks/results/predictor_labels.json holds
   the same held-out subnets' test top-1 (they only score what CV chose, never choose): Kendall tau
@@ -60,6 +60,8 @@ from hwofa.common import SHIPPED_RUN, read_json
 from supernet import ArchSpec, SearchSpace, block_for
 
 FOLDS = 5
+# the shipped predictor (accuracy_predictor.json "model") -> its row here (on the slots)
+SHIPPED_ROW = {"gaussian-process-ard": "gp-ard", "gradient-boosted-trees": "gbt"}
 
 
 class MLP:
@@ -212,8 +214,8 @@ def gbt_grid(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     avg = cross_validated(lambda: Average(*(GradientBoostingRegressor(**best, random_state=s) for s in range(SEEDS))),
                           x, y, ASSIGNMENTS)
     print(f"gbt {best} averaged over {SEEDS} seeds: cv tau {avg['kendall_tau']:.3f} rmse {avg['rmse']:.3f}", flush=True)
-    return {"fold_assignments": ASSIGNMENTS, "rows": rows, "best_by_cv": best, "shipped": HYPER,
-            "shipped_is_best": best == HYPER, f"best_averaged_over_{SEEDS}_seeds": avg}
+    return {"fold_assignments": ASSIGNMENTS, "rows": rows, "best_by_cv": best, "trees_default": HYPER,
+            "trees_default_is_best": best == HYPER, f"best_averaged_over_{SEEDS}_seeds": avg}
 
 
 def learning_curve(xs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray, test: np.ndarray, mlp: Any,
@@ -271,18 +273,19 @@ def main() -> None:
     samples = read_json(Path(args.samples), "predictor samples")["samples"]
     archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
     y = np.array([s["val_top1"] for s in samples])
-    train, test = heldout_split(len(y), torch.Generator().manual_seed(0))  # fit_trees' split at seed 0
+    train, test = heldout_split(len(y), torch.Generator().manual_seed(0))  # the shipped predictor's split (seed 0)
     xs = feature_sets(space, archs)
     mlp = lambda: MLP(space, archs)  # noqa: E731
     rows = compare(xs, y, train, test, mlp, args.quick)
     best = max(rows, key=lambda r: (round(r["cv"]["kendall_tau"], 3), -r["cv"]["rmse"]))
+    shipped_row = SHIPPED_ROW[read_json(SHIPPED_RUN / "accuracy_predictor.json", "accuracy predictor")["model"]]
     result = {"samples": len(y), "n_train": len(train), "n_heldout": len(test),
-              "heldout": "the shipped predictor's held-out part (evolve.fit_trees' seed-0 split of all samples)",
+              "heldout": "the shipped predictor's held-out part (the seed-0 heldout_split of all samples)",
               "heldout_indices": test.tolist(), "figures": "RMSE, MAE, bias in points of validation top-1",
               "chosen_by_cv": {"model": best["model"], "features": best["features"], "heldout": best["heldout"],
                                **{k: best[k] for k in ("heldout_tau_against",) if k in best}},
               "shipped": next({k: r[k] for k in ("model", "features", "cv", "heldout", "heldout_tau_against") if k in r}
-                              for r in rows if r["model"] == "gbt" and r["features"] == "slots"),
+                              for r in rows if r["model"] == shipped_row and r["features"] == "slots"),
               "mlp_onehot": next(r for r in rows if r["model"] == "mlp")["heldout"], "rows": rows,
               "gbt_grid": gbt_grid(xs["slots"][train], y[train]),
               "learning_curve": learning_curve(xs, y, train, test, mlp, 2 if args.quick else 5),

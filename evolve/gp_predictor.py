@@ -50,7 +50,7 @@ class GPPredictor:
     def __init__(self, space: SearchSpace, arrays: dict[str, np.ndarray], scalars: dict[str, float],
                  report: dict[str, Any] | None = None) -> None:
         d = feature_size(space, FEATURE_SET)
-        a = {k: np.asarray(arrays[k], np.float64) for k in _ARRAYS}
+        a = {k: np.array(arrays[k], np.float64) for k in _ARRAYS}  # own copies: the folded values below stay valid
         sc = {k: float(scalars[k]) for k in ("constant", "y_mean", "y_std")}
         if not all(a[k].shape == (d,) for k in ("x_mean", "x_scale", "length_scale")) or a["x_train"].ndim != 2 \
                 or a["x_train"].shape[1] != d or a["alpha"].shape != (a["x_train"].shape[0],) or not len(a["alpha"]):
@@ -60,6 +60,8 @@ class GPPredictor:
         if not (np.all(a["x_scale"] > 0) and np.all(a["length_scale"] > 0) and sc["y_std"] > 0 and sc["constant"] > 0):
             raise ValueError("scales must be positive")
         self.space, self.report = space, dict(report or {})
+        for v in a.values():
+            v.setflags(write=False)
         self.arrays, self.scalars = a, sc
         train = a["x_train"] / a["length_scale"]  # rows standardised, then divided by the length scales
         self._inv = 1.0 / (a["x_scale"] * a["length_scale"])

@@ -119,6 +119,27 @@ def test_cli_offers_every_model():
         build_parser().parse_args(["predictor", "--supernet", "R", "--model", "forest"])
 
 
+def test_default_model_is_the_shipped_gp():
+    import inspect
+
+    from hwofa.cli import build_parser
+
+    default = inspect.signature(build_predictor).parameters["model"].default
+    assert build_parser().parse_args(["predictor", "--supernet", "R"]).model == default == "gp-ard"
+
+
+def test_rebuild_hint_names_the_model(gp_run, tmp_path):
+    space = SearchSpace.from_dict(TINY_SPACE)
+    with pytest.raises(UserError, match="another supernet") as gp_err:
+        load_predictor(gp_run, space, supernet_sha256="0" * 64)
+    assert "--model" not in str(gp_err.value)  # the default rebuilds it
+    trees = tmp_path / "trees"
+    shutil.copytree(gp_run, trees)
+    build_predictor(trees, n_subnets=24, seed=0, progress=False, model="trees")
+    with pytest.raises(UserError, match="--model trees"):
+        load_predictor(trees, space, supernet_sha256="0" * 64)
+
+
 def test_unknown_model_is_refused_before_measuring(tiny_run_with_predictor, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_with_predictor, run)
@@ -137,7 +158,7 @@ def test_shipped_predictor_is_what_fit_gp_produces():
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
-    from evolve._heldout import heldout_split
+    from evolve._heldout import error_report, heldout_split
     from hwofa.common import SHIPPED_RUN
     from supernet import load_supernet
 
@@ -165,6 +186,10 @@ def test_shipped_predictor_is_what_fit_gp_produces():
     assert (s["y_mean"], s["y_std"]) == pytest.approx((y[train].mean(), y[train].std()), abs=1e-12)
     _, grad = gp.log_marginal_likelihood(gp.kernel_.theta, eval_gradient=True)
     assert np.abs(grad).max() < 0.05, "stored hyperparameters are not where the fit stopped"
+    reported = error_report(shipped.predict([archs[i] for i in test]), y[test], len(train), test)
+    assert {k: meta[k] for k in ("rmse", "mae", "bias", "kendall_tau", "spearman")} == pytest.approx(
+        {k: reported[k] for k in ("rmse", "mae", "bias", "kendall_tau", "spearman")}, rel=1e-9)
+    assert meta["noise"] == meta["gp"]["noise"]
     np.testing.assert_allclose(shipped.predict(archs)[test], [meta["samples"][i]["val_top1"] for i in test],
                                rtol=0, atol=0.012)  # held-out errors are within 1.2 points (RMSE 0.18)
     assert shipped.report_summary()["at_picks"]["predictor_weights_sha256"] == meta["weights_sha256"]

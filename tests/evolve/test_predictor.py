@@ -32,6 +32,7 @@ def test_build_and_load_predictor(tiny_run_with_predictor):
     run = tiny_run_with_predictor
     meta = json.loads((run / "accuracy_predictor.json").read_text())
     assert len(meta["samples"]) == 24 and {"rmse", "kendall_tau", "n_heldout"} <= set(meta)
+    assert meta["format"] == "hwofa-accuracy-predictor/3"  # the default model: the ARD Gaussian process
     assert all(0 <= s["val_top1"] <= 1 for s in meta["samples"])
     space = SearchSpace.from_dict(TINY_SPACE)
     pred = load_predictor(run, space)
@@ -44,9 +45,12 @@ def test_build_and_load_predictor(tiny_run_with_predictor):
     assert load_predictor(run, space, meta["supernet_sha256"]).predict([space.largest()]) == pytest.approx(out[:1])
 
 
-def test_measure_resumes_without_remeasuring(tiny_run, monkeypatch):
+def test_measure_resumes_without_remeasuring(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
     import evolve.measure as measure
 
+    tiny_run = shutil.copytree(tiny_run, tmp_path / "run")  # the session's run keeps its samples
     (tiny_run / SAMPLES_FILE).unlink(missing_ok=True)
     calls = []
     real = measure._onnx_top1

@@ -102,7 +102,7 @@ def reinforce(space: SearchSpace, accuracy: AccuracyModel | AccuracyCache, laten
     """REINFORCE over the genome's decisions (independent logits, moving-average baseline), with the
     repair, for `evaluations` distinct archs. `result.settings["curve"]` is each batch's mean reward.
     The defaults won a small grid (lr 0.05-0.4, batch 16-64, entropy 0-0.05) at 2000 evaluations on the
-    shipped predictor and cpu-onnxruntime LUT, seeds 100-101 (not the benchmark's)."""
+    tree predictor shipped then and the cpu-onnxruntime LUT, seeds 100-101 (not the benchmark's)."""
     t0 = time.perf_counter()
     tb = _toolbox(space, accuracy, latency, budget_ms, rng)
     policy, gen = Policy(tb.layout.ranges, lr), np.random.default_rng(rng.getrandbits(64))

@@ -109,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--seed", action=_Once, type=int, default=0)
     pr.add_argument("--model", action=_Once, choices=("gp-ard", "trees"), default="gp-ard",
                     help="gp-ard: a Gaussian process with a length scale per slot feature (default, shipped; best by "
-                    "CV on the shipped supernet; ~20 min to fit and cross-validate 800 subnets on one core; memory grows with "
-                    "the square of --subnets, time faster); trees: "
-                    "gradient-boosted trees (seconds to fit; held-out tau 0.715 against the GP's 0.741)")
+                    "CV on the shipped supernet; ~20 min to fit and cross-validate 800 subnets on one core; memory "
+                    "grows with the square of --subnets, time faster); trees: gradient-boosted trees (seconds to fit; "
+                    "held-out tau 0.715 against the GP's 0.741)")
 
     pf = sub.add_parser("profile", help="measure a device's latency lookup table (cached, resumable)")
     pf.add_argument("--device", action=_Once, required=True, metavar="D")

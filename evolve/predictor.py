@@ -29,8 +29,9 @@ from supernet import ArchSpec, SearchSpace, load_supernet, load_tensors
 
 FORMAT = "hwofa-accuracy-predictor/1"
 FORMATS = (gp_predictor.FORMAT, tree_predictor.FORMAT, FORMAT)
-# `hwofa predictor --model`: name -> (module with FORMAT / regressor, fit function)
-MODELS = {"trees": (tree_predictor, fit_trees), "gp-ard": (gp_predictor, fit_gp)}
+# `hwofa predictor --model`: name -> (module with FORMAT / regressor, fit function, class with .load)
+MODELS = {"gp-ard": (gp_predictor, fit_gp, GPPredictor), "trees": (tree_predictor, fit_trees, TreePredictor)}
+DEFAULT_MODEL = "gp-ard"
 
 
 class AccuracyPredictor(nn.Module):
@@ -99,7 +100,7 @@ def fit(space: SearchSpace, archs: list[ArchSpec], accs: np.ndarray, gen: torch.
 
 def build_predictor(run: str | os.PathLike, n_subnets: int = 1000, seed: int = 0,
                     data_dir: str | os.PathLike | None = None, progress: bool = True,
-                    model: str = "gp-ard") -> dict[str, Any]:
+                    model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Measure subnets (resumable), fit `model` (one of MODELS: the ARD Gaussian process or gradient-boosted
     trees), write accuracy_predictor.{safetensors,json}."""
     run = Path(run)
@@ -107,7 +108,7 @@ def build_predictor(run: str | os.PathLike, n_subnets: int = 1000, seed: int = 0
     net, meta = load_supernet(run)
     if model not in MODELS:
         raise UserError(f"unknown predictor model '{model}'; known: {', '.join(MODELS)}.")
-    module, fit_model = MODELS[model]
+    module, fit_model, _ = MODELS[model]
     module.regressor(seed)  # no scikit-learn: refused before any subnet is measured
     samples = measure_subnets(run, n_subnets, seed, data_dir, progress)
     archs = [ArchSpec.from_dict(s["arch"]) for s in samples]
@@ -134,15 +135,14 @@ def load_predictor(run: str | os.PathLike, space: SearchSpace,
                         f"rebuild it with `hwofa predictor --supernet {run}` (measured subnets are reused).")
     if supernet_sha256 is None:
         supernet_sha256 = load_supernet(run)[1].weights_sha256
+    model = next((name for name, (module, _, _) in MODELS.items() if module.FORMAT == meta["format"]), None)
     if meta.get("space_hash") != space.space_hash() or meta.get("supernet_sha256") != supernet_sha256:
-        again = " --model trees" if meta["format"] == tree_predictor.FORMAT else ""
+        again = f" --model {model}" if model not in (None, DEFAULT_MODEL) else ""
         raise UserError(f"the accuracy predictor in '{run}' was built for another supernet; rebuild it with "
                         f"`hwofa predictor --supernet {run}{again}`.")
     weights = run / "accuracy_predictor.safetensors"
-    if meta["format"] == tree_predictor.FORMAT:
-        return TreePredictor.load(meta, weights, space)
-    if meta["format"] == gp_predictor.FORMAT:
-        return GPPredictor.load(meta, weights, space)
+    if model is not None:
+        return MODELS[model][2].load(meta, weights, space)
     return _load_mlp(meta, weights, space, path)
 
 

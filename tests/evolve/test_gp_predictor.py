@@ -57,19 +57,11 @@ def test_fit_reports_error_and_interval_and_feeds_the_search():
     np.testing.assert_allclose(got, model.predict([layout.arch(layout.key(g)) for g in genomes]), atol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def gp_built(tiny_run_with_predictor, tmp_path_factory):
-    """Built through build_predictor once (the samples are reused, not re-measured)."""
-    run = tmp_path_factory.mktemp("gp_built") / "run"
-    shutil.copytree(tiny_run_with_predictor, run)
-    build_predictor(run, n_subnets=24, seed=0, progress=False, model="gp-ard")
-    return run
-
-
 @pytest.fixture()
-def gp_run(gp_built, tmp_path):
-    """A copy each test may change."""
-    return shutil.copytree(gp_built, tmp_path / "run")
+def gp_run(tiny_run_with_predictor, tmp_path):
+    """A copy each test may change of the session run, whose predictor build_predictor built with the
+    default model, the GP (tests/conftest.py)."""
+    return shutil.copytree(tiny_run_with_predictor, tmp_path / "run")
 
 
 def test_build_save_load_round_trip(gp_run):
